@@ -1,0 +1,51 @@
+"""Let torch's ``weights_only=True`` loader (the default since torch 2.6) read mmengine checkpoints.
+
+mmengine 0.10.7 calls ``torch.load`` without ``weights_only``, so resuming from its own checkpoints
+fails with ``UnpicklingError``: they carry the message hub's ``HistoryBuffer`` objects, numpy
+arrays, dtypes and scalars. Rather than turning the safe loader off, we allow-list exactly those
+types. Anything else in a checkpoint is still refused.
+
+``HistoryBuffer.__getstate__`` stores its statistic methods (``HistoryBuffer.min``, ...). Pickle
+protocol 2, torch's default, writes such a nested function as ``getattr(HistoryBuffer, 'min')``:
+the global ``builtins.getattr``. Allow-listing ``getattr`` itself would let a checkpoint reach any
+attribute of any allowed object, so that name is bound to :func:`history_buffer_statistic`, which
+resolves only HistoryBuffer's built-in statistics.
+"""
+import pickle
+from typing import Any, Callable, List, Tuple, Union
+
+import numpy as np
+import torch
+from mmengine.logging import HistoryBuffer
+
+HISTORY_BUFFER_STATISTICS = ('min', 'max', 'current', 'mean')
+
+
+def history_buffer_statistic(owner: Any, name: str) -> Callable:
+    """Stand-in for ``builtins.getattr`` in the safe unpickler: HistoryBuffer statistics only."""
+    if owner is HistoryBuffer and name in HISTORY_BUFFER_STATISTICS:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'checkpoint asks for getattr({owner!r}, {name!r}); mmkd allows getattr only for '
+        f'HistoryBuffer.{{{", ".join(HISTORY_BUFFER_STATISTICS)}}}. Load untrusted files with care.')
+
+
+def _numpy_globals() -> List[Union[Callable, Tuple[Callable, str]]]:
+    multiarray = np._core.multiarray if hasattr(np, '_core') else np.core.multiarray
+    entries: List[Union[Callable, Tuple[Callable, str]]] = [np.ndarray, np.dtype]
+    # Checkpoints written under numpy 1 name numpy.core, under numpy 2 numpy._core.
+    for package in ('numpy.core', 'numpy._core'):
+        entries.append((multiarray._reconstruct, f'{package}.multiarray._reconstruct'))
+        entries.append((multiarray.scalar, f'{package}.multiarray.scalar'))
+    for scalar_type in (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16,
+                        np.uint32, np.uint64, np.float16, np.float32, np.float64, np.str_):
+        entries.append(type(np.dtype(scalar_type)))
+    return entries
+
+
+def mmengine_checkpoint_globals() -> List[Union[Callable, Tuple[Callable, str]]]:
+    return [HistoryBuffer, (history_buffer_statistic, 'builtins.getattr'), *_numpy_globals()]
+
+
+def allow_mmengine_checkpoints() -> None:
+    torch.serialization.add_safe_globals(mmengine_checkpoint_globals())

@@ -1,0 +1,38 @@
+"""AB: Heo et al., "Knowledge Transfer via Distillation of Activation Boundaries Formed by Hidden
+Neurons" (AAAI 2019)."""
+from torch import Tensor, nn
+
+from mmkd.registry import MODELS
+from .utils import check_same_shape, full_precision, student_input, teacher_input
+
+
+@MODELS.register_module()
+class ABLoss(nn.Module):
+    r"""Alternative (hinge-squared) activation-boundary loss on pre-ReLU responses:
+
+    .. math::
+        L = \frac{1}{N} \sum \big[(s + m)^2 \, 1[s > -m] \, 1[t \le 0]
+                              + (s - m)^2 \, 1[s \le m] \, 1[t > 0]\big]
+
+    summed over all elements. The student input must already have the teacher's shape
+    (use a connector, as the paper does).
+    """
+
+    def __init__(self, margin: float = 1.0, loss_weight: float = 1.0) -> None:
+        super().__init__()
+        if margin < 0:
+            raise ValueError(f'ABLoss margin must be >= 0, got {margin}.')
+        self.margin = margin
+        self.loss_weight = loss_weight
+
+    @full_precision
+    def forward(self, student_preact: Tensor, teacher_preact: Tensor) -> Tensor:
+        check_same_shape('ABLoss', student_preact, teacher_preact,
+                         hint=' Add a connector to the term to map the student to the teacher.')
+        s = student_input(student_preact)
+        teacher_active = teacher_input(teacher_preact) > 0
+        m = self.margin
+        inactive_violation = (s + m).pow(2) * ((s > -m) & ~teacher_active)
+        active_violation = (s - m).pow(2) * ((s <= m) & teacher_active)
+        loss = (inactive_violation + active_violation).sum() / s.shape[0]
+        return self.loss_weight * loss

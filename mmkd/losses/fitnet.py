@@ -1,0 +1,37 @@
+"""FitNet hints: Romero et al., "FitNets: Hints for Thin Deep Nets" (ICLR 2015)."""
+from torch import Tensor, nn
+
+from mmkd.registry import MODELS
+from .utils import check_same_shape, full_precision, student_input, teacher_input
+
+
+@MODELS.register_module()
+class FitNetLoss(nn.Module):
+    r"""Hint loss between the connector-mapped student feature r(u) and the teacher hint v:
+
+    - ``reduction='mean'``: :math:`\frac{1}{|v|} \sum (r(u) - v)^2` over all elements;
+    - ``reduction='paper'``: :math:`\frac{1}{N} \sum_n \tfrac12 \|r(u_n) - v_n\|_2^2`.
+
+    The student input must already have the teacher's shape: map it with a connector
+    (e.g. a 1x1 conv + BN) in the distillation term.
+    """
+
+    def __init__(self, reduction: str = 'mean', loss_weight: float = 1.0) -> None:
+        super().__init__()
+        if reduction not in ('mean', 'paper'):
+            raise ValueError(f"FitNetLoss reduction must be 'mean' or 'paper', got {reduction!r}.")
+        self.reduction = reduction
+        self.loss_weight = loss_weight
+
+    @full_precision
+    def forward(self, student_feat: Tensor, teacher_feat: Tensor) -> Tensor:
+        check_same_shape(
+            'FitNetLoss', student_feat, teacher_feat,
+            hint=' Add a connector to the term (e.g. connector=dict(type=\'mmkd.ConvConnector\', '
+            'in_channels=C_student, out_channels=C_teacher)) to map the student to the teacher.')
+        diff = student_input(student_feat) - teacher_input(teacher_feat)
+        if self.reduction == 'mean':
+            loss = diff.pow(2).mean()
+        else:
+            loss = 0.5 * diff.pow(2).sum() / diff.shape[0]
+        return self.loss_weight * loss

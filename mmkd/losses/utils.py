@@ -1,0 +1,61 @@
+"""Input handling shared by the distillation losses.
+
+Every loss computes in at least float32 (fp16/bf16 inputs are promoted, float64 stays float64 so
+that gradcheck works), outside any autocast region, and never sends gradient into the teacher.
+"""
+import functools
+from typing import Callable, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def shapes(*tensors: Tensor) -> str:
+    return ', '.join(str(tuple(t.shape)) for t in tensors)
+
+
+def compute_dtype(x: Tensor) -> torch.dtype:
+    return torch.promote_types(x.dtype, torch.float32)
+
+
+def student_input(x: Tensor) -> Tensor:
+    return x.to(compute_dtype(x))
+
+
+def teacher_input(x: Tensor) -> Tensor:
+    return x.detach().to(compute_dtype(x))
+
+
+def full_precision(forward: Callable) -> Callable:
+    """Run a loss's forward with autocast off, so its matmuls stay in (at least) float32."""
+
+    @functools.wraps(forward)
+    def wrapper(self, *inputs: Tensor) -> Tensor:
+        device_type = inputs[0].device.type
+        with torch.autocast(device_type=device_type, enabled=False):
+            return forward(self, *inputs)
+
+    return wrapper
+
+
+def check_feature_maps(loss: str, student: Tensor, teacher: Tensor) -> None:
+    """Both (N, C, H, W) with the same N; channels and spatial sizes may differ."""
+    if student.dim() != 4 or teacher.dim() != 4 or student.shape[0] != teacher.shape[0]:
+        raise ValueError(
+            f'{loss} expects student and teacher feature maps of shape (N, C, H, W) with the same '
+            f'N; got student {tuple(student.shape)} and teacher {tuple(teacher.shape)}.')
+
+
+def check_same_shape(loss: str, student: Tensor, teacher: Tensor, hint: str = '') -> None:
+    if student.shape != teacher.shape:
+        raise ValueError(
+            f'{loss} needs student and teacher tensors of the same shape; got student '
+            f'{tuple(student.shape)} and teacher {tuple(teacher.shape)}.{hint}')
+
+
+def resize_to(student: Tensor, size: Tuple[int, int]) -> Tensor:
+    """Bilinear resize (align_corners=False) of the student map to the teacher's H x W."""
+    if tuple(student.shape[-2:]) == tuple(size):
+        return student
+    return F.interpolate(student, size=size, mode='bilinear', align_corners=False)
