@@ -1,0 +1,197 @@
+"""Forward+backward time and peak memory of mmkd's losses next to the straightforward batched form.
+
+    python tools/benchmark_losses.py [--repeats 3] [--shapes 0 1 2] [--out docs/benchmarks_losses.md]
+
+Shapes (B, C_S, C_T, H x W): the NST paper's ImageNet tap, a ResNet stage-1 map, a detection-size
+map. The baseline for NST is the batched C x C' Gram-matrix formulation; for the other losses the
+textbook one-liner. Peak memory is the rise of the process's resident set (Linux VmHWM, reset
+before each measurement) over its size before the call; glibc is told to return large blocks
+to the system at once so that every measurement starts from the same state.
+"""
+import argparse
+import gc
+import os
+import platform
+import statistics
+import sys
+import time
+from typing import Callable, Dict, List, Tuple
+
+import torch
+import torch.nn.functional as F
+
+import mmkd  # noqa: F401
+from mmkd.registry import MODELS
+
+SHAPES = [(32, 1024, 2048, 7, 7), (8, 256, 256, 56, 56), (2, 256, 256, 100, 168)]
+NUM_CLASSES = 1000
+
+
+# ------------------------------------------------------------------ straightforward forms
+def naive_nst(kernel: str) -> Callable:
+    def loss(s, t):
+        x = F.normalize(s.flatten(2), dim=2)
+        y = F.normalize(t.detach().flatten(2), dim=2)
+        if kernel == 'gaussian':
+            z = torch.cat([x, y], dim=1)
+            n = z.shape[1]
+            sigma2 = (torch.cdist(z, z) ** 2).sum(dim=(1, 2)).detach().view(-1, 1, 1) / (n * n - n)
+
+            def k(a, b):
+                return torch.exp(-torch.cdist(a, b) ** 2 / (2 * sigma2))
+        elif kernel == 'poly':
+            def k(a, b):
+                return torch.bmm(a, b.transpose(1, 2)) ** 2
+        else:
+            def k(a, b):
+                return torch.bmm(a, b.transpose(1, 2))
+        mmd = k(x, x).mean(dim=(1, 2)) + k(y, y).mean(dim=(1, 2)) - 2 * k(x, y).mean(dim=(1, 2))
+        return mmd.mean()
+
+    return loss
+
+
+def naive_at(s, t):
+    def q(x):
+        return F.normalize(x.pow(2).mean(1).view(x.size(0), -1))
+
+    return (q(s) - q(t.detach())).pow(2).mean()
+
+
+def naive_fsp(s1, s2, t1, t2):
+    def g(a, b):
+        a = F.adaptive_avg_pool2d(a, b.shape[-2:])
+        return torch.einsum('nchw,ndhw->ncd', a, b) / (b.shape[2] * b.shape[3])
+
+    return (g(s1, s2) - g(t1.detach(), t2.detach())).pow(2).sum() / s1.shape[0]
+
+
+def naive_ab(s, t, m=1.0):
+    t = t.detach()
+    loss = ((s + m).pow(2) * ((s > -m) & (t <= 0)).float()
+            + (s - m).pow(2) * ((s <= m) & (t > 0)).float())
+    return loss.sum() / s.shape[0]
+
+
+def naive_kd(s, t, temperature=4.0):
+    p_t = F.softmax(t.detach() / temperature, dim=1)
+    return F.kl_div(F.log_softmax(s / temperature, dim=1), p_t, reduction='batchmean') * temperature ** 2
+
+
+def naive_fitnet(s, t):
+    return F.mse_loss(s, t.detach())
+
+
+# ------------------------------------------------------------------ measurement
+def rss_kib(field: str) -> int:
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith(field + ':'):
+                return int(line.split()[1])
+    raise RuntimeError(f'{field} not in /proc/self/status')
+
+
+def fwd_bwd(loss_fn: Callable, inputs: List[torch.Tensor]) -> float:
+    value = loss_fn(*inputs)
+    value.backward()
+    for x in inputs:
+        x.grad = None
+    return value.item()
+
+
+def measure(loss_fn: Callable, make_inputs: Callable, repeats: int) -> Tuple[float, float, float]:
+    """(median ms, peak extra MiB, value) of forward+backward."""
+    inputs = make_inputs()
+    fwd_bwd(loss_fn, inputs)  # warm-up
+    gc.collect()
+    with open('/proc/self/clear_refs', 'w') as f:
+        f.write('5')  # reset VmHWM to the current RSS
+    base = rss_kib('VmRSS')
+    value = fwd_bwd(loss_fn, inputs)
+    peak_mib = (rss_kib('VmHWM') - base) / 1024
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fwd_bwd(loss_fn, inputs)
+        times.append((time.perf_counter() - start) * 1000)
+    del inputs
+    gc.collect()
+    return statistics.median(times), peak_mib, value
+
+
+def cases(shape) -> Dict[str, Tuple[Callable, Callable, Callable]]:
+    b, c_s, c_t, h, w = shape
+    gen = torch.Generator().manual_seed(0)
+
+    def randn(*size, grad):
+        return torch.randn(*size, generator=gen).requires_grad_(grad)
+
+    def feats():
+        return [randn(b, c_s, h, w, grad=True), randn(b, c_t, h, w, grad=False)]
+
+    def same_shape():
+        return [randn(b, c_t, h, w, grad=True), randn(b, c_t, h, w, grad=False)]
+
+    def fsp_pairs():
+        return [randn(b, c_s, h, w, grad=True), randn(b, c_s, (h + 1) // 2, (w + 1) // 2, grad=True),
+                randn(b, c_s, h, w, grad=False), randn(b, c_s, (h + 1) // 2, (w + 1) // 2, grad=False)]
+
+    def logits():
+        return [randn(b, NUM_CLASSES, grad=True), randn(b, NUM_CLASSES, grad=False)]
+
+    def mmkd(**cfg):
+        return MODELS.build(cfg)
+
+    return {
+        'NST-poly': (mmkd(type='NSTLoss', kernel='poly'), naive_nst('poly'), feats),
+        'NST-linear': (mmkd(type='NSTLoss', kernel='linear'), naive_nst('linear'), feats),
+        'NST-gaussian': (mmkd(type='NSTLoss', kernel='gaussian'), naive_nst('gaussian'), feats),
+        'AT': (mmkd(type='ATLoss'), naive_at, feats),
+        'FSP': (mmkd(type='FSPLoss'), naive_fsp, fsp_pairs),
+        'FitNet': (mmkd(type='FitNetLoss'), naive_fitnet, same_shape),
+        'AB': (mmkd(type='ABLoss'), naive_ab, same_shape),
+        'KD': (mmkd(type='KDLoss'), naive_kd, logits),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--shapes', type=int, nargs='+', default=list(range(len(SHAPES))),
+                        help='indices into the shape list')
+    parser.add_argument('--losses', nargs='+', help='only these losses (e.g. NST-poly AT)')
+    parser.add_argument('--out', help='also write the Markdown table to this file')
+    args = parser.parse_args()
+    if os.environ.get('MALLOC_MMAP_THRESHOLD_') is None:
+        os.environ['MALLOC_MMAP_THRESHOLD_'] = '65536'  # must be set before the process starts
+        os.execv(sys.executable, [sys.executable, *sys.argv])
+
+    lines = [
+        f'torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, '
+        f'median of {args.repeats} forward+backward passes; float32 CPU.',
+        '',
+        '| shape (B, C_S, C_T, HxW) | loss | mmkd ms | baseline ms | speed-up | mmkd MiB | baseline MiB |',
+        '|---|---|---:|---:|---:|---:|---:|',
+    ]
+    print('\n'.join(lines), flush=True)
+    for index in args.shapes:
+        shape = SHAPES[index]
+        b, c_s, c_t, h, w = shape
+        for name, (ours, baseline, make_inputs) in cases(shape).items():
+            if args.losses and name not in args.losses:
+                continue
+            ours_ms, ours_mib, ours_value = measure(ours, make_inputs, args.repeats)
+            base_ms, base_mib, base_value = measure(baseline, make_inputs, args.repeats)
+            if abs(ours_value - base_value) > 1e-3 * max(abs(base_value), 1e-6):
+                raise RuntimeError(f'{name} at {shape}: mmkd {ours_value} != baseline {base_value}')
+            row = (f'| ({b}, {c_s}, {c_t}, {h}x{w}) | {name} | {ours_ms:.1f} | {base_ms:.1f} | '
+                   f'{base_ms / ours_ms:.1f}x | {ours_mib:.0f} | {base_mib:.0f} |')
+            lines.append(row)
+            print(row, flush=True)
+    if args.out:
+        with open(args.out, 'w') as f:
+            f.write('\n'.join(lines) + '\n')
+
+
+if __name__ == '__main__':
+    main()
