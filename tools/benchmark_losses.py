@@ -121,23 +121,28 @@ def measure(loss_fn: Callable, make_inputs: Callable, repeats: int) -> Tuple[flo
 
 def cases(shape) -> Dict[str, Tuple[Callable, Callable, Callable]]:
     b, c_s, c_t, h, w = shape
-    gen = torch.Generator().manual_seed(0)
 
-    def randn(*size, grad):
+    def randn(gen, *size, grad):
         return torch.randn(*size, generator=gen).requires_grad_(grad)
 
+    # Each call starts from the same seed, so that mmkd and the baseline see the same inputs.
     def feats():
-        return [randn(b, c_s, h, w, grad=True), randn(b, c_t, h, w, grad=False)]
+        gen = torch.Generator().manual_seed(0)
+        return [randn(gen, b, c_s, h, w, grad=True), randn(gen, b, c_t, h, w, grad=False)]
 
     def same_shape():
-        return [randn(b, c_t, h, w, grad=True), randn(b, c_t, h, w, grad=False)]
+        gen = torch.Generator().manual_seed(0)
+        return [randn(gen, b, c_t, h, w, grad=True), randn(gen, b, c_t, h, w, grad=False)]
 
     def fsp_pairs():
-        return [randn(b, c_s, h, w, grad=True), randn(b, c_s, (h + 1) // 2, (w + 1) // 2, grad=True),
-                randn(b, c_s, h, w, grad=False), randn(b, c_s, (h + 1) // 2, (w + 1) // 2, grad=False)]
+        gen = torch.Generator().manual_seed(0)
+        half = ((h + 1) // 2, (w + 1) // 2)
+        return [randn(gen, b, c_s, h, w, grad=True), randn(gen, b, c_s, *half, grad=True),
+                randn(gen, b, c_s, h, w, grad=False), randn(gen, b, c_s, *half, grad=False)]
 
     def logits():
-        return [randn(b, NUM_CLASSES, grad=True), randn(b, NUM_CLASSES, grad=False)]
+        gen = torch.Generator().manual_seed(0)
+        return [randn(gen, b, NUM_CLASSES, grad=True), randn(gen, b, NUM_CLASSES, grad=False)]
 
     def mmkd(**cfg):
         return MODELS.build(cfg)

@@ -1,5 +1,6 @@
 """AB: Heo et al., "Knowledge Transfer via Distillation of Activation Boundaries Formed by Hidden
 Neurons" (AAAI 2019)."""
+import torch
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
@@ -31,8 +32,7 @@ class ABLoss(nn.Module):
                          hint=' Add a connector to the term to map the student to the teacher.')
         s = student_input(student_preact)
         teacher_active = teacher_input(teacher_preact) > 0
-        m = self.margin
-        inactive_violation = (s + m).pow(2) * ((s > -m) & ~teacher_active)
-        active_violation = (s - m).pow(2) * ((s <= m) & teacher_active)
-        loss = (inactive_violation + active_violation).sum() / s.shape[0]
+        # (s + m)^2 [s > -m] = relu(s + m)^2 and (s - m)^2 [s <= m] = relu(m - s)^2: one pass.
+        violation = torch.where(teacher_active, self.margin - s, s + self.margin).relu()
+        loss = violation.pow(2).sum() / s.shape[0]
         return self.loss_weight * loss

@@ -1,4 +1,5 @@
 """FitNet hints: Romero et al., "FitNets: Hints for Thin Deep Nets" (ICLR 2015)."""
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
@@ -29,9 +30,9 @@ class FitNetLoss(nn.Module):
             'FitNetLoss', student_feat, teacher_feat,
             hint=' Add a connector to the term (e.g. connector=dict(type=\'mmkd.ConvConnector\', '
             'in_channels=C_student, out_channels=C_teacher)) to map the student to the teacher.')
-        diff = student_input(student_feat) - teacher_input(teacher_feat)
+        student, teacher = student_input(student_feat), teacher_input(teacher_feat)
         if self.reduction == 'mean':
-            loss = diff.pow(2).mean()
+            loss = F.mse_loss(student, teacher)
         else:
-            loss = 0.5 * diff.pow(2).sum() / diff.shape[0]
+            loss = 0.5 * F.mse_loss(student, teacher, reduction='sum') / student.shape[0]
         return self.loss_weight * loss
