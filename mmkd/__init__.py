@@ -4,6 +4,9 @@ from .version import __version__
 
 allow_mmengine_checkpoints()
 
-from . import losses  # noqa: E402  (registers the losses)
+# Importing registers every module, in pipeline order.
+from . import losses  # noqa: E402
+from . import distill  # noqa: E402
+from . import models  # noqa: E402
 
-__all__ = ['__version__', 'losses']
+__all__ = ['__version__', 'distill', 'losses', 'models']

@@ -1,0 +1,10 @@
+from .connectors import ConvConnector
+from .distiller import Distiller
+from .engine import DistillationEngine
+from .hook import DistillationHook
+from .schedules import Progress, TermSchedule, TwoStage
+from .taps import FeatureRecorder, Tap
+from .teacher import build_teacher
+
+__all__ = ['ConvConnector', 'Distiller', 'DistillationEngine', 'DistillationHook', 'FeatureRecorder',
+           'Progress', 'Tap', 'TermSchedule', 'TwoStage', 'build_teacher']

@@ -1,0 +1,63 @@
+"""Front door 2: ``mmkd.Distiller``, a model that wraps a student and distils a frozen teacher."""
+from typing import Dict, List, Optional
+
+import torch
+from mmengine.model import BaseModel
+from torch import Tensor, nn
+
+from mmkd.registry import MODELS
+from .engine import DistillationEngine
+from .schedules import Progress
+from .teacher import build_teacher, check_preprocessing
+
+
+@MODELS.register_module()
+class Distiller(BaseModel):
+    """``model = dict(type='mmkd.Distiller', student=<model cfg>, teacher=<teacher cfg>, distill=[...])``.
+
+    Unlike the hook, terms may have a ``connector`` (FitNet, AB), trained with the student and
+    saved under ``connectors.``; and a ``mmkd.GradATLoss`` term matches input gradients by double
+    backpropagation. The student is saved under ``student.`` (``tools/extract_student.py`` writes
+    it alone); the teacher is held outside the module tree, so it is never trained, switched to
+    train mode, initialised or saved. In val/test mode the Distiller is the student.
+    """
+
+    def __init__(self, student: dict, teacher: dict, distill: List[dict], two_stage: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        student_model = MODELS.build(student)
+        super().__init__(data_preprocessor=student_model.data_preprocessor, init_cfg=init_cfg)
+        self.student = student_model
+        self.connectors = nn.ModuleDict()
+        teacher_model = build_teacher(teacher)
+        check_preprocessing(self.student, teacher_model)
+        self.engine = DistillationEngine(self.student, teacher_model, distill, two_stage, self.connectors)
+
+    @property
+    def teacher(self) -> nn.Module:
+        return self.engine.teacher
+
+    def forward(self, inputs: Tensor, data_samples=None, mode: str = 'tensor'):
+        self.engine.student_forward_starts(mode if self.training else 'eval')
+        if mode != 'loss':
+            return self.student(inputs, data_samples, mode)
+        progress = Progress.current()
+        weights = self.engine.active_weights(progress)
+        gradient_terms = [t for t in self.engine.terms if t.uses_input_gradients and t.name in weights]
+        if gradient_terms:
+            inputs = inputs.detach().requires_grad_()
+        losses = self.student(inputs, data_samples, mode='loss')
+        if gradient_terms:
+            student_grad, teacher_grad = self.input_gradients(losses, inputs, data_samples)
+            for term in gradient_terms:
+                losses[f'loss_{term.name}'] = weights[term.name] * term.loss(student_grad, teacher_grad)
+        return self.engine.add_terms(losses, inputs, data_samples, progress)
+
+    def input_gradients(self, student_losses: Dict[str, Tensor], inputs: Tensor, data_samples):
+        """(dL_S/dx with a graph for double backprop, dL_T/dx) of the task losses."""
+        student_loss, _ = self.student.parse_losses(student_losses)
+        student_grad, = torch.autograd.grad(student_loss, inputs, create_graph=True)
+        teacher_inputs = inputs.detach().requires_grad_()
+        with torch.enable_grad():
+            teacher_loss, _ = self.teacher.parse_losses(self.teacher(teacher_inputs, data_samples, mode='loss'))
+            teacher_grad, = torch.autograd.grad(teacher_loss, teacher_inputs)
+        return student_grad, teacher_grad

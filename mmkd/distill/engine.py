@@ -1,0 +1,188 @@
+"""The distillation engine behind both front doors (``DistillationHook`` and ``Distiller``).
+
+It owns the teacher, the feature taps on student and teacher, the connectors, the loss terms and
+their schedules, and adds the active terms to the student's loss dict::
+
+    engine.student_forward_starts(mode)            # before the student's forward
+    losses = student(inputs, data_samples, mode='loss')
+    losses = engine.add_terms(losses, inputs, data_samples)
+"""
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+
+from mmkd.registry import MODELS
+from .schedules import Progress, TermSchedule, TwoStage
+from .taps import FeatureRecorder, Tap, TapSpec
+
+STAGES = (1, 2, 'both')
+
+
+@dataclass
+class Term:
+    name: str
+    loss: nn.Module
+    student: Tuple[Tap, ...]
+    teacher: Tuple[Tap, ...]
+    connector: Optional[nn.Module]
+    schedule: TermSchedule
+    stage: Union[int, str]
+
+    @property
+    def uses_input_gradients(self) -> bool:
+        return getattr(self.loss, 'uses_input_gradients', False)
+
+    def describe(self) -> str:
+        return (f"distillation term '{self.name}' ({type(self.loss).__name__}: student "
+                f"{', '.join(map(str, self.student))} -> teacher {', '.join(map(str, self.teacher))})")
+
+
+def default_name(loss: nn.Module) -> str:
+    """The loss's ``term_name`` if it has one, else its class name: NSTLoss -> 'nst'."""
+    name = type(loss).__name__
+    return getattr(loss, 'term_name', name[:-4] if name.endswith('Loss') else name).lower()
+
+
+def as_taps(spec: Union[TapSpec, Sequence[TapSpec], None]) -> Tuple[Tap, ...]:
+    if spec is None:
+        return ()
+    if isinstance(spec, (str, dict)):
+        return (Tap.parse(spec),)
+    return tuple(Tap.parse(s) for s in spec)
+
+
+def build_terms(configs: List[dict], connectors: Optional[nn.ModuleDict]) -> List[Term]:
+    """Build the terms; their connectors go into ``connectors`` (None: connectors not allowed)."""
+    terms, used_names = [], set()
+    for index, cfg in enumerate(configs):
+        cfg = dict(cfg)
+        unknown = set(cfg) - {'loss', 'student', 'teacher', 'connector', 'schedule', 'stage', 'name'}
+        if 'loss' not in cfg or unknown:
+            raise ValueError(f'distill[{index}] = {cfg!r}: each term needs loss=dict(type=...) and may '
+                             f'have student, teacher, connector, schedule, stage, name; unknown keys '
+                             f'{sorted(unknown)}.')
+        loss = MODELS.build(cfg['loss'])
+        name = cfg.get('name') or default_name(loss)
+        while name in used_names:
+            name = f'{name}_{index}'
+        used_names.add(name)
+        student, teacher = as_taps(cfg.get('student')), as_taps(cfg.get('teacher'))
+        uses_input_gradients = getattr(loss, 'uses_input_gradients', False)
+        if not uses_input_gradients and (not student or len(student) != len(teacher)):
+            raise ValueError(f"distill[{index}] ('{name}'): student and teacher must name the same number "
+                             f'of taps (one, or a pair for FSP); got student={cfg.get("student")!r}, '
+                             f'teacher={cfg.get("teacher")!r}.')
+        connector = None
+        if cfg.get('connector') is not None:
+            if connectors is None:
+                raise ValueError(
+                    f"distill[{index}] ('{name}') has a connector, which must be trained and saved with "
+                    "the student: use the model wrapper (model=dict(type='mmkd.Distiller', ...)) rather "
+                    'than mmkd.DistillationHook for FitNet/AB-style terms.')
+            if len(student) != 1:
+                raise ValueError(f"distill[{index}] ('{name}'): a connector maps one student tap.")
+            connector = MODELS.build(cfg['connector'])
+            connectors[name] = connector
+        stage = cfg.get('stage', 1)
+        if stage not in STAGES:
+            raise ValueError(f"distill[{index}] ('{name}'): stage must be one of {STAGES}, got {stage!r}.")
+        terms.append(Term(name, loss, student, teacher, connector, TermSchedule(**cfg.get('schedule', {})),
+                          stage))
+    return terms
+
+
+def scale_task_losses(losses: Dict[str, Union[Tensor, List[Tensor]]], factor: float) -> None:
+    for key, value in losses.items():
+        if 'loss' in key:
+            losses[key] = [v * factor for v in value] if isinstance(value, (list, tuple)) else value * factor
+
+
+class DistillationEngine:
+
+    def __init__(self, student: nn.Module, teacher: nn.Module, distill: List[dict],
+                 two_stage: Optional[dict] = None, connectors: Optional[nn.ModuleDict] = None) -> None:
+        if not distill:
+            raise ValueError('distill is empty: give at least one term, e.g. '
+                             "dict(loss=dict(type='mmkd.NSTLoss'), student='backbone.layer4', "
+                             "teacher='backbone.layer4').")
+        self.teacher = teacher
+        self.terms = build_terms(distill, connectors)
+        self.two_stage = TwoStage(**two_stage) if two_stage is not None else None
+        self.student_taps = FeatureRecorder(student, [t for term in self.terms for t in term.student],
+                                            'student')
+        self.teacher_taps = FeatureRecorder(teacher, [t for term in self.terms for t in term.teacher],
+                                            'teacher')
+        self.teacher_calls = 0
+
+    # ----------------------------------------------------------------- schedules
+    def stage(self, progress: Progress) -> Optional[int]:
+        return self.two_stage.stage(progress) if self.two_stage is not None else None
+
+    def active_weights(self, progress: Progress) -> Dict[str, float]:
+        stage = self.stage(progress)
+        weights = {}
+        for term in self.terms:
+            if stage is not None and term.stage not in (stage, 'both'):
+                continue
+            factor = term.schedule.factor(progress)
+            if factor > 0:
+                weights[term.name] = factor
+        return weights
+
+    def task_loss_factor(self, progress: Progress) -> float:
+        return 0.0 if self.stage(progress) == 1 else 1.0
+
+    # ----------------------------------------------------------------- forward
+    def student_forward_starts(self, mode: str) -> None:
+        self.student_taps.reset()
+        self.student_taps.armed = mode == 'loss'
+
+    def add_terms(self, losses: dict, inputs: Tensor, data_samples=None,
+                  progress: Optional[Progress] = None) -> dict:
+        """Scale the task losses for the current stage and add the active terms' losses."""
+        progress = progress or Progress.current()
+        weights = self.active_weights(progress)
+        factor = self.task_loss_factor(progress)
+        if factor != 1.0:
+            scale_task_losses(losses, factor)
+        feature_terms = [t for t in self.terms if t.name in weights and not t.uses_input_gradients]
+        if feature_terms:
+            self.run_teacher(inputs, data_samples)
+            for term in feature_terms:
+                losses[f'loss_{term.name}'] = weights[term.name] * self.term_loss(term)
+        self.student_taps.reset()
+        self.teacher_taps.reset()
+        return losses
+
+    def term_loss(self, term: Term) -> Tensor:
+        try:
+            student = [self.student_taps.get(tap) for tap in term.student]
+            if term.connector is not None:
+                student = [term.connector(student[0])]
+            teacher = [self.teacher_taps.get(tap) for tap in term.teacher]
+            if len(student) == 2:  # FSP: (s_first, s_second, t_first, t_second)
+                return term.loss(*student, *teacher)
+            return term.loss(student[0], teacher[0])
+        except ValueError as error:
+            raise ValueError(f'{term.describe()}: {error}') from error
+
+    def run_teacher(self, inputs: Tensor, data_samples=None) -> None:
+        """Run as little of the teacher as its taps need, under no_grad in the caller's autocast."""
+        teacher = self.teacher
+        param = next(teacher.parameters(), None)
+        if param is not None and param.device != inputs.device:
+            teacher.to(inputs.device)
+        if teacher.training:
+            teacher.eval()
+        self.teacher_taps.reset()
+        self.teacher_calls += 1
+        roots = {tap.module.split('.')[0] for term in self.terms for tap in term.teacher}
+        with torch.no_grad():
+            if roots <= {'backbone'} and hasattr(teacher, 'backbone'):
+                teacher.backbone(inputs)
+            elif roots <= {'backbone', 'neck'} and hasattr(teacher, 'extract_feat'):
+                teacher.extract_feat(inputs)
+            else:
+                teacher(inputs, data_samples, mode='tensor')

@@ -1,0 +1,122 @@
+"""Feature taps: forward hooks that record chosen tensors of a model during its forward pass.
+
+A tap is written in a config as a module path, ``'backbone.layer4'`` (that module's output), or
+as a dict::
+
+    dict(module='backbone.relu', io='output', call=2, index=None)
+
+- ``io``: ``'output'`` (default) or ``'input'`` (the module's first positional input);
+- ``call``: which call of a module that runs several times per forward (a shared ReLU), from 0;
+- ``index``: the element of a tuple/list value (e.g. an FPN level), required for those.
+"""
+import difflib
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+from torch import Tensor, nn
+
+TapSpec = Union[str, dict]
+
+
+@dataclass(frozen=True)
+class Tap:
+    module: str
+    io: str = 'output'
+    call: int = 0
+    index: Optional[int] = None
+
+    @classmethod
+    def parse(cls, spec: TapSpec) -> 'Tap':
+        if isinstance(spec, str):
+            return cls(spec)
+        if isinstance(spec, dict):
+            unknown = set(spec) - {'module', 'io', 'call', 'index'}
+            if 'module' not in spec or unknown:
+                raise ValueError(f'tap {spec!r}: a dict tap needs "module" and may have "io", "call", '
+                                 f'"index"; unknown keys {sorted(unknown)}.')
+            if spec.get('io', 'output') not in ('input', 'output'):
+                raise ValueError(f"tap {spec!r}: io must be 'input' or 'output'.")
+            return cls(**spec)
+        raise ValueError(f'tap {spec!r}: expected a module path string or a dict(module=...).')
+
+    def __str__(self) -> str:
+        text = self.module if self.io == 'output' else f'{self.module} (input)'
+        if self.call:
+            text += f' call {self.call}'
+        if self.index is not None:
+            text += f'[{self.index}]'
+        return text
+
+    def select(self, value: Any) -> Tensor:
+        if isinstance(value, (tuple, list)):
+            if self.index is None:
+                raise ValueError(
+                    f"tap '{self}' gives a {type(value).__name__} of {len(value)} tensors; choose one "
+                    f"with dict(module='{self.module}', index=i).")
+            if not -len(value) <= self.index < len(value):
+                raise ValueError(f"tap '{self}': index {self.index} out of range for {len(value)} values.")
+            value = value[self.index]
+        elif self.index is not None:
+            raise ValueError(f"tap '{self}' has index={self.index} but the {self.io} is a single "
+                             f'{type(value).__name__}.')
+        if not isinstance(value, Tensor):
+            raise ValueError(f"tap '{self}' gives a {type(value).__name__}, not a tensor.")
+        return value
+
+
+def find_module(model: nn.Module, path: str, role: str) -> nn.Module:
+    modules = dict(model.named_modules())
+    if path in modules:
+        return modules[path]
+    close = difflib.get_close_matches(path, [name for name in modules if name], n=5, cutoff=0.5)
+    hint = f' Closest names: {", ".join(close)}.' if close else ''
+    raise ValueError(f"{role} has no module '{path}'.{hint} "
+                     f'List them with [n for n, _ in model.named_modules()].')
+
+
+class FeatureRecorder:
+    """Records the tapped tensors of one model; call :meth:`reset` before each forward pass."""
+
+    def __init__(self, model: nn.Module, taps: List[Tap], role: str) -> None:
+        self.role = role
+        self.taps = taps
+        self.armed = True  # the student's recorder is disarmed outside loss-mode forwards
+        self.calls: Dict[str, int] = {}
+        self.values: Dict[Tuple[str, str, int], Any] = {}
+        self.handles = []
+        for name in dict.fromkeys(tap.module for tap in taps):
+            module = find_module(model, name, role)
+            self.handles.append(module.register_forward_hook(self._recorder(name)))
+
+    def _recorder(self, name: str):
+        wanted = {(tap.io, tap.call) for tap in self.taps if tap.module == name}
+
+        def hook(module: nn.Module, args: tuple, output: Any) -> None:
+            if not self.armed:
+                return
+            call = self.calls.get(name, 0)
+            self.calls[name] = call + 1
+            for io in ('input', 'output'):
+                if (io, call) in wanted:
+                    self.values[(name, io, call)] = args[0] if io == 'input' else output
+
+        return hook
+
+    def reset(self) -> None:
+        self.calls.clear()
+        self.values.clear()
+
+    def get(self, tap: Tap) -> Tensor:
+        key = (tap.module, tap.io, tap.call)
+        if key not in self.values:
+            calls = self.calls.get(tap.module, 0)
+            raise ValueError(
+                f"{self.role} tap '{tap}' recorded nothing: module '{tap.module}' ran {calls} time(s) in "
+                f'this forward pass' + (f', so call={tap.call} does not exist.' if calls else
+                                        '. Is it on the path the forward takes?'))
+        return tap.select(self.values[key])
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.handles.clear()

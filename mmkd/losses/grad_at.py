@@ -1,0 +1,31 @@
+"""Gradient-based attention transfer: Zagoruyko & Komodakis (ICLR 2017), section 3.2."""
+from torch import Tensor, nn
+
+from mmkd.registry import MODELS
+from .utils import check_same_shape, full_precision, student_input, teacher_input
+
+
+@MODELS.register_module()
+class GradATLoss(nn.Module):
+    r"""Match the input gradients of the task losses, :math:`J = \partial L / \partial x`:
+
+    .. math::
+        L = \frac{\beta}{2} \cdot \frac{1}{N} \sum_n \| J_{S,n} - J_{T,n} \|_2
+
+    with :math:`\beta` = ``loss_weight``. Training through it needs double backpropagation, which
+    ``mmkd.Distiller`` does for a term ``dict(loss=dict(type='mmkd.GradATLoss', loss_weight=beta))``
+    (no taps: the "tap" is the input image).
+    """
+
+    uses_input_gradients = True
+    term_name = 'grad_at'  # logged as loss_grad_at
+
+    def __init__(self, loss_weight: float = 1.0) -> None:
+        super().__init__()
+        self.loss_weight = loss_weight
+
+    @full_precision
+    def forward(self, student_grad: Tensor, teacher_grad: Tensor) -> Tensor:
+        check_same_shape('GradATLoss', student_grad, teacher_grad)
+        diff = student_input(student_grad) - teacher_input(teacher_grad)
+        return self.loss_weight / 2 * diff.flatten(1).norm(dim=1).mean()

@@ -1,0 +1,3 @@
+from .classifier import ImageClassifier
+
+__all__ = ['ImageClassifier']

@@ -1,0 +1,47 @@
+import json
+import os.path as osp
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+TESTS = osp.dirname(osp.abspath(__file__))
+# Test-only modules (toy models, datasets, hooks) that test configs import by name, and tools/.
+sys.path.insert(0, osp.join(TESTS, 'fixtures'))
+sys.path.insert(0, osp.dirname(TESTS))
+
+
+@pytest.fixture
+def coco_tiny(tmp_path):
+    """Four JPEG images with boxes in COCO format; returns mmdet config overrides that train on them
+    for 3 iterations without evaluation."""
+    root = tmp_path / 'coco_tiny'
+    (root / 'images').mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    images, annotations = [], []
+    for i in range(4):
+        name = f'{i:06d}.jpg'
+        Image.fromarray(rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)).save(root / 'images' / name)
+        images.append(dict(id=i, file_name=name, height=96, width=128))
+        for j in range(2):
+            x, y = float(rng.integers(0, 60)), float(rng.integers(0, 40))
+            w, h = float(rng.integers(20, 60)), float(rng.integers(20, 50))
+            annotations.append(dict(id=len(annotations), image_id=i, category_id=j + 1, bbox=[x, y, w, h],
+                                    area=w * h, iscrowd=0))
+    categories = [dict(id=1, name='a'), dict(id=2, name='b')]
+    (root / 'ann.json').write_text(json.dumps(dict(images=images, annotations=annotations, categories=categories)))
+    pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', with_bbox=True),
+                dict(type='Resize', scale=(128, 96), keep_ratio=True), dict(type='PackDetInputs')]
+    return {
+        'train_dataloader.batch_size': 2, 'train_dataloader.num_workers': 0,
+        'train_dataloader.persistent_workers': False,
+        'train_dataloader.dataset': dict(type='CocoDataset', data_root=str(root), ann_file='ann.json',
+                                         data_prefix=dict(img='images/'), metainfo=dict(classes=('a', 'b')),
+                                         pipeline=pipeline),
+        'val_dataloader': None, 'val_cfg': None, 'val_evaluator': None,
+        'test_dataloader': None, 'test_cfg': None, 'test_evaluator': None,
+        'train_cfg': dict(_delete_=True, type='IterBasedTrainLoop', max_iters=3),
+        'param_scheduler': [], 'log_processor.by_epoch': False,
+        'default_hooks.checkpoint': dict(type='CheckpointHook', interval=3, by_epoch=False),
+    }

@@ -1,0 +1,394 @@
+"""The distillation engine through both front doors: hook and Distiller wrapper."""
+import copy
+import itertools
+import json
+import logging
+import os
+import os.path as osp
+import subprocess
+import sys
+import types
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.logging import MessageHub, MMLogger
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner
+from mmengine.structures import BaseDataElement
+from torch import nn
+
+import toy_parts
+from mmkd.distill import DistillationHook, FeatureRecorder, Tap, build_teacher
+from mmkd.registry import MODELS
+from tools.extract_student import extract_student
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+RUN_NAMES = itertools.count()
+init_default_scope('mmkd')
+
+
+def classifier(base_channels: int, mean=(128., 128., 128.)) -> dict:
+    return dict(type='ImageClassifier', num_classes=4, in_channels=base_channels * 8,
+                backbone=dict(type='ResNet', depth=18, base_channels=base_channels, out_indices=(0, 1, 2, 3),
+                              norm_eval=True),
+                data_preprocessor=dict(type='ImgDataPreprocessor', mean=mean, std=(64., 64., 64.)))
+
+
+STUDENT = classifier(8)
+TEACHER = classifier(16)
+
+
+@pytest.fixture
+def teacher_checkpoint(tmp_path):
+    torch.manual_seed(3)
+    teacher = MODELS.build(TEACHER)
+    path = tmp_path / 'teacher.pth'
+    torch.save(dict(state_dict=teacher.state_dict()), path)
+    return str(path)
+
+
+def batch(n=4, size=64):
+    gen = torch.Generator().manual_seed(5)
+    inputs = torch.randn(n, 3, size, size, generator=gen)
+    samples = [BaseDataElement(gt_label=torch.tensor(i % 4)) for i in range(n)]
+    return inputs, samples
+
+
+def runner_cfg(tmp_path, model, max_iters=3, hooks=(), **overrides):
+    cfg = dict(
+        model=model, work_dir=str(tmp_path / 'work'), default_scope='mmkd',
+        train_dataloader=dict(batch_size=4, num_workers=0, dataset=dict(type='ToyClassificationDataset'),
+                              sampler=dict(type='DefaultSampler', shuffle=False)),
+        train_cfg=dict(type='IterBasedTrainLoop', max_iters=max_iters),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9)),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False),
+                           logger=dict(type='LoggerHook', interval=1)),
+        custom_hooks=[*hooks, dict(type='RecordLossesHook')],
+        log_processor=dict(by_epoch=False), randomness=dict(seed=0), env_cfg=dict(dist_cfg=dict(backend='gloo')),
+        experiment_name=f'run{next(RUN_NAMES)}')
+    cfg.update(overrides)
+    return Config(cfg)
+
+
+def train(cfg):
+    toy_parts.RecordLossesHook.records = []
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return runner, list(toy_parts.RecordLossesHook.records)
+
+
+def nst_at_terms():
+    return [dict(loss=dict(type='mmkd.NSTLoss', loss_weight=5.0), student='backbone.layer4',
+                 teacher='backbone.layer4'),
+            dict(loss=dict(type='mmkd.ATLoss', loss_weight=100.0), student='backbone.layer3',
+                 teacher='backbone.layer3'),
+            # Student widths (16, 32) at layer2/3 match the teacher's at layer1/2.
+            dict(loss=dict(type='mmkd.FSPLoss'), student=('backbone.layer2', 'backbone.layer3'),
+                 teacher=(dict(module='backbone.layer1'), 'backbone.layer2'), name='fsp_12'),
+            dict(loss=dict(type='mmkd.KDLoss', loss_weight=2.0), student='head', teacher='head')]
+
+
+# ------------------------------------------------------------------ taps
+class Shared(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 1)
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        a = self.relu(self.conv(x))
+        return self.relu(a * 2), a + 1
+
+
+def test_taps_select_call_input_and_tuple_element():
+    model = Shared()
+    taps = [Tap.parse(dict(module='relu', call=1)), Tap.parse(dict(module='relu', io='input', call=1)),
+            Tap.parse('conv'), Tap.parse(dict(module='', index=1))]
+    recorder = FeatureRecorder(model, taps, 'student')
+    x = torch.randn(1, 2, 3, 3)
+    out, _ = model(x)
+    a = torch.relu(model.conv(x))
+    torch.testing.assert_close(recorder.get(taps[0]), out)
+    torch.testing.assert_close(recorder.get(taps[1]), a * 2)
+    torch.testing.assert_close(recorder.get(taps[2]), model.conv(x))
+    torch.testing.assert_close(recorder.get(taps[3]), a + 1)  # element 1 of the model's tuple output
+
+
+def test_unknown_module_lists_closest_names():
+    model = MODELS.build(STUDENT)
+    with pytest.raises(ValueError, match=r"student has no module 'backbone\.layer5'.*backbone\.layer4"):
+        FeatureRecorder(model, [Tap.parse('backbone.layer5')], 'student')
+
+
+def test_tuple_output_without_index_is_an_error():
+    model = MODELS.build(STUDENT)
+    recorder = FeatureRecorder(model, [Tap.parse('backbone')], 'student')
+    model(batch()[0])
+    with pytest.raises(ValueError, match=r"tap 'backbone' gives a tuple of 4 tensors.*index=i"):
+        recorder.get(Tap.parse('backbone'))
+    assert recorder.get(Tap.parse(dict(module='backbone', index=3))).shape[1] == 64
+
+
+def test_tap_on_a_module_that_did_not_run():
+    model = MODELS.build(STUDENT)
+    recorder = FeatureRecorder(model, [Tap.parse(dict(module='backbone.layer1', call=1))], 'teacher')
+    model(batch()[0])
+    with pytest.raises(ValueError, match=r'ran 1 time\(s\).*call=1 does not exist'):
+        recorder.get(Tap.parse(dict(module='backbone.layer1', call=1)))
+
+
+# ------------------------------------------------------------------ teacher
+def test_teacher_loads_and_freezes(teacher_checkpoint):
+    teacher = build_teacher(dict(model=TEACHER, checkpoint=teacher_checkpoint))
+    saved = torch.load(teacher_checkpoint)['state_dict']
+    assert not teacher.training and all(not m.training for m in teacher.modules())
+    assert not any(p.requires_grad for p in teacher.parameters())
+    for key, value in teacher.state_dict().items():
+        assert torch.equal(value, saved[key])
+
+
+def test_teacher_missing_file_and_strict_keys(tmp_path, teacher_checkpoint):
+    with pytest.raises(FileNotFoundError, match='nowhere.pth'):
+        build_teacher(dict(model=TEACHER, checkpoint=str(tmp_path / 'nowhere.pth')))
+    with pytest.raises(FileNotFoundError, match='missing_config.py'):
+        build_teacher(dict(config=str(tmp_path / 'missing_config.py'), checkpoint=teacher_checkpoint))
+    partial = torch.load(teacher_checkpoint)['state_dict']
+    partial.pop('head.weight')
+    partial['extra.weight'] = torch.zeros(1)
+    torch.save(dict(state_dict=partial), tmp_path / 'partial.pth')
+    with pytest.raises(RuntimeError, match=r'head\.weight'):
+        build_teacher(dict(model=TEACHER, checkpoint=str(tmp_path / 'partial.pth'), strict=True))
+    build_teacher(dict(model=TEACHER, checkpoint=str(tmp_path / 'partial.pth')))  # reported, not fatal
+
+
+def test_teacher_from_config_file(tmp_path, teacher_checkpoint):
+    config = tmp_path / 'teacher_cfg.py'
+    Config(dict(model=TEACHER)).dump(str(config))
+    teacher = build_teacher(dict(config=str(config), checkpoint=teacher_checkpoint))
+    assert teacher.head.out_features == 4
+
+
+def test_different_teacher_normalisation_warns(teacher_checkpoint):
+    warnings = []
+    handler = logging.Handler(level=logging.WARNING)
+    handler.emit = lambda record: warnings.append(record.getMessage())
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    try:
+        MODELS.build(dict(type='Distiller', student=STUDENT,
+                          teacher=dict(model=classifier(16, mean=(100., 110., 120.)), checkpoint=teacher_checkpoint),
+                          distill=nst_at_terms()[:1]))
+    finally:
+        logger.removeHandler(handler)
+    assert any('teacher data_preprocessor normalises differently' in w and
+               'mean: student [128.0, 128.0, 128.0] vs teacher [100.0, 110.0, 120.0]' in w for w in warnings)
+
+
+# ------------------------------------------------------------------ both front doors
+def test_hook_and_wrapper_give_the_same_losses(teacher_checkpoint):
+    torch.manual_seed(0)
+    distiller = MODELS.build(dict(type='Distiller', student=STUDENT,
+                                  teacher=dict(model=TEACHER, checkpoint=teacher_checkpoint), distill=nst_at_terms()))
+    student = copy.deepcopy(distiller.student)
+    hook = DistillationHook(teacher=dict(model=TEACHER, checkpoint=teacher_checkpoint), distill=nst_at_terms())
+    hook.before_run(types.SimpleNamespace(model=student))
+    MessageHub.get_current_instance().update_info('iter', 0)
+
+    inputs, samples = batch()
+    distiller.train()
+    student.train()
+    via_wrapper = distiller(inputs, samples, mode='loss')
+    via_hook = student(inputs=inputs, data_samples=samples, mode='loss')
+    assert set(via_wrapper) == set(via_hook) == {'loss_cls', 'loss_nst', 'loss_at', 'loss_fsp_12', 'loss_kd'}
+    for key in via_wrapper:
+        torch.testing.assert_close(via_wrapper[key], via_hook[key])
+        assert via_wrapper[key] > 0
+    # Outside loss mode the hook adds nothing and records nothing.
+    assert student(inputs=inputs, mode='tensor').shape == (4, 4)
+    assert not hook.engine.student_taps.values
+
+
+def test_hook_rejects_connectors(teacher_checkpoint):
+    hook = DistillationHook(teacher=dict(model=TEACHER, checkpoint=teacher_checkpoint), distill=[
+        dict(loss=dict(type='mmkd.FitNetLoss'), student='backbone.layer4', teacher='backbone.layer4',
+             connector=dict(type='mmkd.ConvConnector', in_channels=64, out_channels=128))])
+    with pytest.raises(ValueError, match=r"connector.*mmkd\.Distiller"):
+        hook.before_run(types.SimpleNamespace(model=MODELS.build(STUDENT)))
+
+
+def test_shape_mismatch_names_term_and_shapes(teacher_checkpoint):
+    distiller = MODELS.build(dict(type='Distiller', student=STUDENT,
+                                  teacher=dict(model=TEACHER, checkpoint=teacher_checkpoint), distill=[
+                                      dict(loss=dict(type='mmkd.FitNetLoss'), student='backbone.layer4',
+                                           teacher='backbone.layer4')]))
+    MessageHub.get_current_instance().update_info('iter', 0)
+    with pytest.raises(ValueError, match=r"term 'fitnet'.*backbone\.layer4.*\(4, 64, 2, 2\).*\(4, 128, 2, 2\).*connector"):
+        distiller(*batch(), mode='loss')
+
+
+@pytest.mark.slow
+def test_fitnet_connector_trains_saves_and_student_extracts(tmp_path, teacher_checkpoint):
+    model = dict(type='Distiller', student=STUDENT, teacher=dict(model=TEACHER, checkpoint=teacher_checkpoint),
+                 distill=[dict(loss=dict(type='mmkd.FitNetLoss'), student='backbone.layer3', teacher='backbone.layer3',
+                               connector=dict(type='mmkd.ConvConnector', in_channels=32, out_channels=64))])
+    runner = Runner.from_cfg(runner_cfg(tmp_path, model, max_iters=2))
+    connector = runner.model.connectors['fitnet']
+    before = connector.conv.weight.detach().clone()
+    optimizer_params = {id(p) for group in runner.optim_wrapper.optimizer.param_groups for p in group['params']}
+    assert all(id(p) in optimizer_params for p in connector.parameters())
+    assert not any(id(p) in optimizer_params for p in runner.model.teacher.parameters())
+    toy_parts.RecordLossesHook.records = []
+    runner.train()
+    assert connector.conv.weight.grad is not None and connector.conv.weight.grad.abs().sum() > 0
+    assert not torch.equal(before, connector.conv.weight)
+
+    saved = torch.load(tmp_path / 'work' / 'iter_2.pth')['state_dict']
+    assert 'connectors.fitnet.conv.weight' in saved
+    assert not any(k.startswith('teacher') or k.startswith('engine') for k in saved)
+
+    student_ckpt = tmp_path / 'student.pth'
+    subprocess.run([sys.executable, osp.join(REPO, 'tools', 'extract_student.py'), str(tmp_path / 'work' / 'iter_2.pth'),
+                    str(student_ckpt)], check=True, capture_output=True)
+    backbone = MODELS.build(dict(type='ResNet', depth=18, base_channels=8,
+                                 init_cfg=dict(type='Pretrained', checkpoint=str(student_ckpt), prefix='backbone.')))
+    backbone.init_weights()
+    trained = runner.model.student.backbone.state_dict()
+    assert set(backbone.state_dict()) == set(trained)
+    for key, value in backbone.state_dict().items():
+        assert torch.equal(value, trained[key]), key
+
+
+def test_extract_student_refuses_non_distiller_checkpoint():
+    with pytest.raises(ValueError, match='not a mmkd.Distiller checkpoint'):
+        extract_student(dict(state_dict={'backbone.conv1.weight': torch.zeros(1)}))
+
+
+# ------------------------------------------------------------------ schedules
+@pytest.mark.slow
+def test_stop_at_iteration_skips_the_teacher(tmp_path, teacher_checkpoint):
+    hook = dict(type='mmkd.DistillationHook', teacher=dict(model=TEACHER, checkpoint=teacher_checkpoint),
+                distill=[dict(loss=dict(type='mmkd.NSTLoss'), student='backbone.layer4', teacher='backbone.layer4',
+                              schedule=dict(stop=2)),
+                         dict(loss=dict(type='mmkd.ATLoss'), student='backbone.layer3', teacher='backbone.layer3',
+                              schedule=dict(warmup=2, stop=3))])
+    runner, records = train(runner_cfg(tmp_path, STUDENT, max_iters=4, hooks=[hook]))
+    distill_hook = next(h for h in runner.hooks if isinstance(h, DistillationHook))
+    assert distill_hook.engine.teacher_calls == 3
+    assert [sorted(k for k in r if k.startswith('loss_')) for r in records] == [
+        ['loss_at', 'loss_cls', 'loss_nst'], ['loss_at', 'loss_cls', 'loss_nst'], ['loss_at', 'loss_cls'], ['loss_cls']]
+    saved = torch.load(tmp_path / 'work' / 'iter_4.pth')['state_dict']
+    assert set(saved) == set(runner.model.state_dict())
+    teacher = torch.load(teacher_checkpoint)['state_dict']
+    for key, value in distill_hook.engine.teacher.state_dict().items():
+        assert torch.equal(value, teacher[key]), key
+
+
+@pytest.mark.slow
+def test_two_stage_switch_survives_resume(tmp_path, teacher_checkpoint):
+    model = dict(type='Distiller', student=STUDENT, teacher=dict(model=TEACHER, checkpoint=teacher_checkpoint),
+                 two_stage=dict(switch=3),
+                 distill=[dict(loss=dict(type='mmkd.FitNetLoss'), student='backbone.layer3', teacher='backbone.layer3',
+                               connector=dict(type='mmkd.ConvConnector', in_channels=32, out_channels=64)),
+                          dict(loss=dict(type='mmkd.KDLoss'), student='head', teacher='head', stage=2)])
+    _, first = train(runner_cfg(tmp_path, model, max_iters=2))
+    _, second = train(runner_cfg(tmp_path, model, max_iters=5, resume=True))
+    assert [r['iter'] for r in first + second] == [0, 1, 2, 3, 4]
+    for record in first + second:
+        if record['iter'] < 3:  # stage 1: the hint alone trains the student
+            assert record['loss_cls'] == 0 and 'loss_fitnet' in record and 'loss_kd' not in record
+        else:
+            assert record['loss_cls'] > 0 and 'loss_fitnet' not in record and 'loss_kd' in record
+
+
+# ------------------------------------------------------------------ gradient-based AT
+def test_grad_at_uses_double_backprop(teacher_checkpoint):
+    distiller = MODELS.build(dict(type='Distiller', student=STUDENT,
+                                  teacher=dict(model=TEACHER, checkpoint=teacher_checkpoint),
+                                  distill=[dict(loss=dict(type='mmkd.GradATLoss', loss_weight=10.0))]))
+    MessageHub.get_current_instance().update_info('iter', 0)
+    distiller.train()
+    inputs, samples = batch()
+    losses = distiller(inputs, samples, mode='loss')
+
+    x = inputs.clone().requires_grad_()
+    student_grad, = torch.autograd.grad(distiller.student(x, samples, mode='loss')['loss_cls'], x)
+    x = inputs.clone().requires_grad_()
+    teacher_grad, = torch.autograd.grad(distiller.teacher(x, samples, mode='loss')['loss_cls'], x)
+    expected = 10.0 / 2 * (student_grad - teacher_grad).flatten(1).norm(dim=1).mean()
+    torch.testing.assert_close(losses['loss_grad_at'], expected)
+
+    losses['loss_grad_at'].backward()
+    grads = [p.grad for p in distiller.student.backbone.parameters() if p.grad is not None]
+    assert grads and sum(g.abs().sum() for g in grads) > 0
+
+
+# ------------------------------------------------------------------ mmdet detector and torchrun
+@pytest.mark.slow
+def test_hook_on_unmodified_faster_rcnn_config(tmp_path, coco_tiny):
+    import mmdet
+    base = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', 'faster_rcnn', 'faster-rcnn_r50_fpn_1x_coco.py')
+    teacher_cfg = Config.fromfile(base)
+    teacher_cfg.model.backbone.init_cfg = None
+    teacher = MODELS.build(teacher_cfg.model)
+    torch.save(dict(state_dict=teacher.state_dict()), tmp_path / 'frcnn_teacher.pth')
+
+    cfg = Config.fromfile(base)
+    cfg.merge_from_dict(coco_tiny)
+    cfg.model.backbone.init_cfg = None
+    cfg.work_dir = str(tmp_path / 'work')
+    cfg.custom_imports = dict(imports=['mmkd', 'toy_parts'], allow_failed_imports=False)
+    cfg.custom_hooks = [
+        dict(type='mmkd.DistillationHook', teacher=dict(config=base, checkpoint=str(tmp_path / 'frcnn_teacher.pth')),
+             distill=[dict(loss=dict(type='mmkd.NSTLoss', kernel='poly', loss_weight=50.0),
+                           student='backbone.layer4', teacher='backbone.layer4'),
+                      dict(loss=dict(type='mmkd.ATLoss', loss_weight=100.0),
+                           student=dict(module='neck', index=0), teacher=dict(module='neck', index=0))]),
+        dict(type='RecordLossesHook')]
+    toy_parts.RecordLossesHook.records = []
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    records = toy_parts.RecordLossesHook.records
+    assert len(records) == 3
+    for record in records:
+        assert record['loss_nst'] > 0 and record['loss_at'] > 0 and 'loss_rpn_cls' in record
+    hook = next(h for h in runner.hooks if isinstance(h, DistillationHook))
+    for key, value in hook.engine.teacher.state_dict().items():
+        assert torch.equal(value, teacher.state_dict()[key]), key
+    saved = torch.load(tmp_path / 'work' / 'iter_3.pth')['state_dict']
+    assert set(saved) == set(runner.model.state_dict())
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_match_one(tmp_path, teacher_checkpoint):
+    hook = dict(type='mmkd.DistillationHook', teacher=dict(model=TEACHER, checkpoint=teacher_checkpoint),
+                distill=nst_at_terms())
+
+    def run(nproc, batch_size, name):
+        out = tmp_path / name
+        out.mkdir()
+        cfg = runner_cfg(tmp_path, STUDENT, max_iters=3, hooks=[hook])
+        cfg.work_dir = str(out)
+        cfg.custom_hooks[-1] = dict(type='RecordLossesHook', out_dir=str(out))
+        cfg.train_dataloader.batch_size = batch_size
+        cfg.custom_imports = dict(imports=['mmkd', 'toy_parts'], allow_failed_imports=False)
+        cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', broadcast_buffers=False)
+        cfg.dump(str(out / 'config.py'))
+        env = dict(os.environ, PYTHON=sys.executable, PORT=str(29500 + os.getpid() % 1000 + nproc),
+                   PYTHONPATH=osp.join(REPO, 'tests', 'fixtures'), OMP_NUM_THREADS='1')
+        if nproc == 1:
+            command = [sys.executable, osp.join(REPO, 'tools', 'train.py'), str(out / 'config.py')]
+        else:
+            command = ['bash', osp.join(REPO, 'tools', 'dist_train.sh'), str(out / 'config.py'), str(nproc)]
+        proc = subprocess.run(command, env=env, cwd=str(tmp_path), capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        ranks = [[json.loads(line) for line in open(out / f'losses_rank{r}.jsonl')] for r in range(nproc)]
+        return ranks
+
+    single, = run(1, 4, 'single')
+    rank0, rank1 = run(2, 2, 'ddp')
+    assert len(single) == len(rank0) == len(rank1) == 3
+    for one, a, b in zip(single, rank0, rank1):
+        for key in ('loss_cls', 'loss_nst', 'loss_at', 'loss_fsp_12', 'loss_kd'):
+            # Each rank logs the mean over its half of the global batch.
+            assert abs(one[key] - (a[key] + b[key]) / 2) <= 1e-4 * abs(one[key]) + 1e-7, (key, one, a, b)

@@ -1,0 +1,47 @@
+"""Write the student of a ``mmkd.Distiller`` checkpoint as a checkpoint of its own.
+
+    python tools/extract_student.py work_dirs/kd/epoch_100.pth student.pth
+
+The output holds ``state_dict`` with the student's keys (``backbone.*``, ``head.*``, ...), so a
+detector can start from it::
+
+    backbone=dict(..., init_cfg=dict(type='Pretrained', checkpoint='student.pth', prefix='backbone.'))
+
+Connectors and the optimizer state are dropped; the teacher was never saved.
+"""
+import argparse
+import os.path as osp
+from collections import OrderedDict
+
+import torch
+
+import mmkd  # noqa: F401  (lets torch.load read mmengine checkpoints with weights_only=True)
+
+PREFIX = 'student.'
+
+
+def extract_student(checkpoint: dict) -> dict:
+    state_dict = checkpoint.get('state_dict', checkpoint)
+    student = OrderedDict((k[len(PREFIX):], v) for k, v in state_dict.items() if k.startswith(PREFIX))
+    if not student:
+        raise ValueError(
+            f'no "{PREFIX}*" keys in the checkpoint: it is not a mmkd.Distiller checkpoint. A checkpoint '
+            'from a DistillationHook run already holds the student alone; use it as it is.')
+    meta = dict(checkpoint.get('meta', {}), extracted_from='mmkd.Distiller')
+    return dict(state_dict=student, meta=meta)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('checkpoint', help='checkpoint of a mmkd.Distiller run')
+    parser.add_argument('out', help='where to write the student-only checkpoint')
+    args = parser.parse_args()
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(f'checkpoint {args.checkpoint}: no such file.')
+    student = extract_student(torch.load(args.checkpoint, map_location='cpu'))
+    torch.save(student, args.out)
+    print(f'wrote {len(student["state_dict"])} student tensors to {args.out}')
+
+
+if __name__ == '__main__':
+    main()
