@@ -11,6 +11,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import mmkd  # noqa: F401  (registers mmkd's modules; lets torch.load read mmengine checkpoints)
+from mmkd.cpu_distributed import prepare_cpu_distributed
 from mmkd.registry import RUNNERS
 
 
@@ -50,6 +51,7 @@ def main() -> None:
         evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
         cfg.test_evaluator = [*evaluators, dict(type='DumpResults', out_file_path=args.out)]
 
+    prepare_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.test()
 

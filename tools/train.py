@@ -11,6 +11,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import mmkd  # noqa: F401  (registers mmkd's modules; lets torch.load read mmengine checkpoints)
+from mmkd.cpu_distributed import prepare_cpu_distributed
 from mmkd.registry import RUNNERS
 
 
@@ -74,6 +75,7 @@ def main() -> None:
             raise FileNotFoundError(f'--resume {args.resume}: no such checkpoint file.')
         cfg.resume, cfg.load_from = True, args.resume
 
+    prepare_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()
 
