@@ -308,6 +308,46 @@ def test_two_stage_switch_survives_resume(tmp_path, teacher_checkpoint):
             assert record['loss_cls'] > 0 and 'loss_fitnet' not in record and 'loss_kd' in record
 
 
+def test_schedule_factors():
+    from mmkd.distill import Progress, TermSchedule, TwoStage
+    warm = TermSchedule(warmup=4, stop=6)
+    assert [warm.factor(Progress(iter=i, epoch=0)) for i in range(7)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0, 0.0]
+    by_epoch = TermSchedule(stop=2, by_epoch=True)
+    assert by_epoch.factor(Progress(iter=100, epoch=1)) == 1.0 and by_epoch.factor(Progress(iter=0, epoch=2)) == 0.0
+    assert TwoStage(switch=3, by_epoch=True).stage(Progress(iter=999, epoch=2)) == 1
+    with pytest.raises(ValueError, match='warmup and stop must be >= 0'):
+        TermSchedule(warmup=-1)
+
+
+def test_hook_under_autocast(teacher_checkpoint):
+    """AmpOptimWrapper (GPU-only in mmengine) runs train_step inside autocast: the teacher must run in
+    the same context and the terms stay finite float32."""
+    student = MODELS.build(STUDENT)
+    hook = DistillationHook(teacher=dict(model=TEACHER, checkpoint=teacher_checkpoint), distill=nst_at_terms())
+    hook.before_run(types.SimpleNamespace(model=student))
+    teacher_dtypes = []
+    hook.engine.teacher.backbone.layer4.register_forward_hook(lambda m, i, o: teacher_dtypes.append(o.dtype))
+    MessageHub.get_current_instance().update_info('iter', 0)
+    student.train()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        losses = student(*batch(), mode='loss')
+    assert teacher_dtypes == [torch.bfloat16]
+    for key in ('loss_nst', 'loss_at', 'loss_fsp_12', 'loss_kd'):
+        assert losses[key].dtype == torch.float32 and torch.isfinite(losses[key]) and losses[key] > 0
+    sum(losses.values()).backward()
+
+
+def test_distiller_is_the_student_outside_training(teacher_checkpoint):
+    distiller = MODELS.build(dict(type='Distiller', student=STUDENT,
+                                  teacher=dict(model=TEACHER, checkpoint=teacher_checkpoint), distill=nst_at_terms()))
+    distiller.eval()
+    inputs, samples = batch()
+    predictions = distiller(inputs, samples, mode='predict')
+    torch.testing.assert_close(torch.stack([p.pred_score for p in predictions]),
+                               distiller.student(inputs, mode='tensor').softmax(dim=1))
+    assert distiller.engine.teacher_calls == 0
+
+
 # ------------------------------------------------------------------ gradient-based AT
 def test_grad_at_uses_double_backprop(teacher_checkpoint):
     distiller = MODELS.build(dict(type='Distiller', student=STUDENT,
