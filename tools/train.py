@@ -4,45 +4,25 @@
     bash tools/dist_train.sh CONFIG GPUS [...]        # torchrun, one process per GPU
 """
 import argparse
-import os
 import os.path as osp
 
-from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
+from mmengine.config import Config
 
 import mmkd  # noqa: F401  (registers mmkd's modules; lets torch.load read mmengine checkpoints)
-from mmkd.cpu_distributed import prepare_cpu_distributed
-from mmkd.registry import RUNNERS
+from mmkd.cli import add_config_arguments, build_runner, load_config
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train a model with mmkd')
     parser.add_argument('config', help='train config file path')
-    parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument('--amp', action='store_true', help='enable automatic mixed precision')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the learning rate by the actual batch size (auto_scale_lr)')
     parser.add_argument(
         '--resume', nargs='?', type=str, const='auto',
         help='resume from this checkpoint; without a path, from the latest one in the work dir')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override settings of the config, key=value pairs like model.backbone.depth=18')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-                        help='job launcher')
-    # torchrun passes the rank through LOCAL_RANK; torch.distributed.launch used --local-rank.
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
-
-
-def work_dir_for(args: argparse.Namespace, cfg: Config) -> str:
-    if args.work_dir is not None:
-        return args.work_dir
-    if cfg.get('work_dir') is not None:
-        return cfg.work_dir
-    return osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    add_config_arguments(parser)
+    return parser.parse_args()
 
 
 def enable_amp(cfg: Config) -> None:
@@ -57,11 +37,7 @@ def enable_amp(cfg: Config) -> None:
 
 def main() -> None:
     args = parse_args()
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    cfg.work_dir = work_dir_for(args, cfg)
+    cfg = load_config(args)
     if args.amp:
         enable_amp(cfg)
     if args.auto_scale_lr:
@@ -74,10 +50,7 @@ def main() -> None:
         if not osp.isfile(args.resume):
             raise FileNotFoundError(f'--resume {args.resume}: no such checkpoint file.')
         cfg.resume, cfg.load_from = True, args.resume
-
-    prepare_cpu_distributed(cfg)
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    runner.train()
+    build_runner(cfg).train()
 
 
 if __name__ == '__main__':
