@@ -128,11 +128,28 @@ def test_unknown_module_lists_closest_names():
 
 def test_tuple_output_without_index_is_an_error():
     model = MODELS.build(STUDENT)
-    recorder = FeatureRecorder(model, [Tap.parse('backbone')], 'student')
+    recorder = FeatureRecorder(model, [Tap.parse(dict(module='backbone', index=3))], 'student')
     model(batch()[0])
-    with pytest.raises(ValueError, match=r"tap 'backbone' gives a tuple of 4 tensors.*index=i"):
-        recorder.get(Tap.parse('backbone'))
     assert recorder.get(Tap.parse(dict(module='backbone', index=3))).shape[1] == 64
+    FeatureRecorder(model, [Tap.parse('backbone')], 'student')
+    with pytest.raises(ValueError, match=r"tap 'backbone' gives a tuple of 4 tensors.*index=i"):
+        model(batch()[0])
+
+
+def test_taps_survive_in_place_updates():
+    # mmdet's Bottleneck: out = norm3(conv3(.)); out += identity; relu(out) with an in-place ReLU
+    # that is called three times. Tap the pre-ReLU sum (its third call's input) and norm3's output.
+    from mmdet.models.backbones.resnet import Bottleneck
+    block = Bottleneck(16, 4).eval()
+    taps = [Tap.parse(dict(module='relu', io='input', call=2)), Tap.parse('bn3')]
+    recorder = FeatureRecorder(block, taps, 'teacher')
+    x = torch.randn(2, 16, 5, 5)
+    with torch.no_grad():
+        out = block(x)
+        pre_sum = block.bn3(block.conv3(block.relu(block.bn2(block.conv2(block.relu(block.bn1(block.conv1(x))))))))
+    torch.testing.assert_close(recorder.get(taps[1]), pre_sum)
+    torch.testing.assert_close(recorder.get(taps[0]), pre_sum + x)
+    torch.testing.assert_close(out, torch.relu(pre_sum + x))
 
 
 def test_tap_on_a_module_that_did_not_run():

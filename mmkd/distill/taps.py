@@ -11,7 +11,7 @@ as a dict::
 """
 import difflib
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Union
 
 from torch import Tensor, nn
 
@@ -75,30 +75,45 @@ def find_module(model: nn.Module, path: str, role: str) -> nn.Module:
 
 
 class FeatureRecorder:
-    """Records the tapped tensors of one model; call :meth:`reset` before each forward pass."""
+    """Records the tapped tensors of one model; call :meth:`reset` before each forward pass.
+
+    Each recorded tensor is a clone taken when the module runs: networks modify tensors in place
+    after producing them (``out += identity``, ``ReLU(inplace=True)`` on a tapped input), which
+    would otherwise change what was recorded.
+    """
 
     def __init__(self, model: nn.Module, taps: List[Tap], role: str) -> None:
         self.role = role
-        self.taps = taps
         self.armed = True  # the student's recorder is disarmed outside loss-mode forwards
         self.calls: Dict[str, int] = {}
-        self.values: Dict[Tuple[str, str, int], Any] = {}
+        self.values: Dict[Tap, Tensor] = {}
         self.handles = []
         for name in dict.fromkeys(tap.module for tap in taps):
             module = find_module(model, name, role)
-            self.handles.append(module.register_forward_hook(self._recorder(name)))
+            module_taps = [tap for tap in dict.fromkeys(taps) if tap.module == name]
+            self.handles.append(module.register_forward_pre_hook(self._input_recorder(name, module_taps)))
+            self.handles.append(module.register_forward_hook(self._output_recorder(name, module_taps)))
 
-    def _recorder(self, name: str):
-        wanted = {(tap.io, tap.call) for tap in self.taps if tap.module == name}
-
-        def hook(module: nn.Module, args: tuple, output: Any) -> None:
+    def _input_recorder(self, name: str, taps: List[Tap]):
+        def hook(module: nn.Module, args: tuple) -> None:
             if not self.armed:
                 return
             call = self.calls.get(name, 0)
             self.calls[name] = call + 1
-            for io in ('input', 'output'):
-                if (io, call) in wanted:
-                    self.values[(name, io, call)] = args[0] if io == 'input' else output
+            for tap in taps:
+                if tap.io == 'input' and tap.call == call:
+                    self.values[tap] = tap.select(args[0]).clone()
+
+        return hook
+
+    def _output_recorder(self, name: str, taps: List[Tap]):
+        def hook(module: nn.Module, args: tuple, output: Any) -> None:
+            if not self.armed:
+                return
+            call = self.calls[name] - 1
+            for tap in taps:
+                if tap.io == 'output' and tap.call == call:
+                    self.values[tap] = tap.select(output).clone()
 
         return hook
 
@@ -107,14 +122,13 @@ class FeatureRecorder:
         self.values.clear()
 
     def get(self, tap: Tap) -> Tensor:
-        key = (tap.module, tap.io, tap.call)
-        if key not in self.values:
+        if tap not in self.values:
             calls = self.calls.get(tap.module, 0)
             raise ValueError(
                 f"{self.role} tap '{tap}' recorded nothing: module '{tap.module}' ran {calls} time(s) in "
                 f'this forward pass' + (f', so call={tap.call} does not exist.' if calls else
                                         '. Is it on the path the forward takes?'))
-        return tap.select(self.values[key])
+        return self.values[tap]
 
     def remove(self) -> None:
         for handle in self.handles:
