@@ -8,5 +8,7 @@ allow_mmengine_checkpoints()
 from . import losses  # noqa: E402
 from . import distill  # noqa: E402
 from . import models  # noqa: E402
+from . import datasets  # noqa: E402
+from . import evaluation  # noqa: E402
 
-__all__ = ['__version__', 'distill', 'losses', 'models']
+__all__ = ['__version__', 'datasets', 'distill', 'evaluation', 'losses', 'models']

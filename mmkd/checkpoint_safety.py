@@ -12,7 +12,7 @@ attribute of any allowed object, so that name is bound to :func:`history_buffer_
 resolves only HistoryBuffer's built-in statistics.
 """
 import pickle
-from typing import Any, Callable, List, Tuple, Union
+from typing import Any, Callable, Dict, List, Tuple
 
 import numpy as np
 import torch
@@ -30,21 +30,26 @@ def history_buffer_statistic(owner: Any, name: str) -> Callable:
         f'HistoryBuffer.{{{", ".join(HISTORY_BUFFER_STATISTICS)}}}. Load untrusted files with care.')
 
 
-def _numpy_globals() -> List[Union[Callable, Tuple[Callable, str]]]:
+def numpy_pickle_globals() -> Dict[str, Any]:
+    """Full name -> object for what pickled numpy arrays, dtypes and scalars refer to."""
     multiarray = np._core.multiarray if hasattr(np, '_core') else np.core.multiarray
-    entries: List[Union[Callable, Tuple[Callable, str]]] = [np.ndarray, np.dtype]
-    # Checkpoints written under numpy 1 name numpy.core, under numpy 2 numpy._core.
+    names: Dict[str, Any] = {}
+    # Pickles written under numpy 1 name numpy.core, under numpy 2 numpy._core.
     for package in ('numpy.core', 'numpy._core'):
-        entries.append((multiarray._reconstruct, f'{package}.multiarray._reconstruct'))
-        entries.append((multiarray.scalar, f'{package}.multiarray.scalar'))
-    for scalar_type in (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16,
-                        np.uint32, np.uint64, np.float16, np.float32, np.float64, np.str_):
-        entries.append(type(np.dtype(scalar_type)))
-    return entries
+        names[f'{package}.multiarray._reconstruct'] = multiarray._reconstruct
+        names[f'{package}.multiarray.scalar'] = multiarray.scalar
+    dtype_classes = [type(np.dtype(t)) for t in (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8,
+                                                  np.uint16, np.uint32, np.uint64, np.float16, np.float32,
+                                                  np.float64, np.str_)]
+    for cls in (np.ndarray, np.dtype, *dtype_classes):
+        names[f'{cls.__module__}.{cls.__qualname__}'] = cls
+    return names
 
 
-def mmengine_checkpoint_globals() -> List[Union[Callable, Tuple[Callable, str]]]:
-    return [HistoryBuffer, (history_buffer_statistic, 'builtins.getattr'), *_numpy_globals()]
+def mmengine_checkpoint_globals() -> List[Tuple[Any, str]]:
+    return [(HistoryBuffer, 'mmengine.logging.history_buffer.HistoryBuffer'),
+            (history_buffer_statistic, 'builtins.getattr'),
+            *((obj, name) for name, obj in numpy_pickle_globals().items())]
 
 
 def allow_mmengine_checkpoints() -> None:

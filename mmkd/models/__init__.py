@@ -1,3 +1,4 @@
+from .backbones import InceptionBN, PreActResNet
 from .classifier import ImageClassifier
 
-__all__ = ['ImageClassifier']
+__all__ = ['ImageClassifier', 'InceptionBN', 'PreActResNet']

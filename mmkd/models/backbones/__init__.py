@@ -1,0 +1,4 @@
+from .inception_bn import InceptionBN
+from .preact_resnet import PreActResNet
+
+__all__ = ['InceptionBN', 'PreActResNet']

@@ -1,0 +1,167 @@
+"""BN-Inception (Ioffe & Szegedy, 2015) as MXNet's Inception-BN, the NST paper's student.
+
+Every block concatenates its branches' batch-normalised outputs *before* ReLU into ``preact``
+(an identity module, so it can be tapped: ``backbone.in5b.preact`` is the paper's 1024 x 7 x 7 tap)
+and applies one ReLU to the concatenation, which equals a ReLU at the end of every branch.
+
+Shapes at 224 x 224 (ImageNet variant; pooling rounds up, as in Caffe/MXNet BN-Inception):
+
+=======  ==========================================  =================
+stage    modules                                      output
+=======  ==========================================  =================
+0        conv1 (7x7/2), pool1, conv2_red, conv2       192 x 56 x 56
+1        pool2, in3a (256), in3b                      320 x 28 x 28
+2        in3c (576, /2), in4a, in4b (576), in4c, in4d 608 x 14 x 14
+3        in4e (1056, /2), in5a, in5b                  1024 x 7 x 7
+=======  ==========================================  =================
+
+The CIFAR variant (``cifar=True``, for 32 x 32 inputs) uses a 3x3 stride-1 conv1 and drops pool1
+and pool2: 192 x 32 x 32, 320 x 32 x 32, 608 x 16 x 16, 1024 x 8 x 8.
+"""
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+from mmcv.cnn import ConvModule
+from mmengine.model import BaseModule
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from mmkd.registry import MODELS
+
+
+def conv_bn(in_channels: int, out_channels: int, kernel_size: int, norm_cfg: dict, stride: int = 1,
+            relu: bool = True) -> ConvModule:
+    return ConvModule(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2,
+                      norm_cfg=norm_cfg, act_cfg=dict(type='ReLU') if relu else None)
+
+
+class InceptionBlock(BaseModule):
+    """Branches -> ``preact`` (concatenated pre-ReLU outputs) -> ``relu``."""
+
+    def __init__(self, branches: List[nn.Module]) -> None:
+        super().__init__()
+        self.branches = nn.ModuleList(branches)
+        self.preact = nn.Identity()
+        self.relu = nn.ReLU()  # not in place: the tapped preact tensor must stay intact
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.relu(self.preact(torch.cat([branch(x) for branch in self.branches], dim=1)))
+
+
+def inception_a(in_channels: int, c1: int, c3_red: int, c3: int, d3_red: int, d3: int, pool: str, proj: int,
+                norm_cfg: dict) -> Tuple[InceptionBlock, int]:
+    """1x1 | 1x1 -> 3x3 | 1x1 -> 3x3 -> 3x3 | 3x3 pool -> 1x1, all stride 1."""
+    pool_layer = nn.AvgPool2d(3, 1, 1) if pool == 'avg' else nn.MaxPool2d(3, 1, 1)
+    block = InceptionBlock([
+        conv_bn(in_channels, c1, 1, norm_cfg, relu=False),
+        nn.Sequential(conv_bn(in_channels, c3_red, 1, norm_cfg), conv_bn(c3_red, c3, 3, norm_cfg, relu=False)),
+        nn.Sequential(conv_bn(in_channels, d3_red, 1, norm_cfg), conv_bn(d3_red, d3, 3, norm_cfg),
+                      conv_bn(d3, d3, 3, norm_cfg, relu=False)),
+        nn.Sequential(pool_layer, conv_bn(in_channels, proj, 1, norm_cfg, relu=False)),
+    ])
+    return block, c1 + c3 + d3 + proj
+
+
+def inception_b(in_channels: int, c3_red: int, c3: int, d3_red: int, d3: int,
+                norm_cfg: dict) -> Tuple[InceptionBlock, int]:
+    """Grid reduction: 1x1 -> 3x3/2 | 1x1 -> 3x3 -> 3x3/2 | 3x3/2 max pool (the ReLU'd input)."""
+    block = InceptionBlock([
+        nn.Sequential(conv_bn(in_channels, c3_red, 1, norm_cfg),
+                      conv_bn(c3_red, c3, 3, norm_cfg, stride=2, relu=False)),
+        nn.Sequential(conv_bn(in_channels, d3_red, 1, norm_cfg), conv_bn(d3_red, d3, 3, norm_cfg),
+                      conv_bn(d3, d3, 3, norm_cfg, stride=2, relu=False)),
+        nn.MaxPool2d(3, 2, 1),
+    ])
+    return block, c3 + d3 + in_channels
+
+
+# name: (kind, settings) in MXNet's symbol_inception-bn order.
+INCEPTION_BLOCKS: Dict[str, tuple] = {
+    'in3a': ('a', (64, 64, 64, 64, 96, 'avg', 32)),
+    'in3b': ('a', (64, 64, 96, 64, 96, 'avg', 64)),
+    'in3c': ('b', (128, 160, 64, 96)),
+    'in4a': ('a', (224, 64, 96, 96, 128, 'avg', 128)),
+    'in4b': ('a', (192, 96, 128, 96, 128, 'avg', 128)),
+    'in4c': ('a', (160, 128, 160, 128, 160, 'avg', 128)),
+    'in4d': ('a', (96, 128, 192, 160, 192, 'avg', 128)),
+    'in4e': ('b', (128, 192, 192, 256)),
+    'in5a': ('a', (352, 192, 320, 160, 224, 'avg', 128)),
+    'in5b': ('a', (352, 192, 320, 192, 224, 'max', 128)),
+}
+
+
+@MODELS.register_module()
+class InceptionBN(BaseModule):
+    """BN-Inception backbone for classification and detection (mmdet-style arguments).
+
+    Args:
+        out_indices: stages whose outputs are returned (0-3, see the table above); (0, 1, 2, 3)
+            gives 192/320/608/1024 channels at strides 4/8/16/32 for an FPN.
+        frozen_stages: stages 0..frozen_stages are frozen (no gradient, BN in eval mode); -1: none.
+        norm_eval: keep every BatchNorm in eval mode while training (detection fine-tuning).
+        cifar: the 32 x 32 variant.
+    """
+
+    arch_channels = (192, 320, 608, 1024)
+
+    def __init__(self, out_indices: Sequence[int] = (3,), frozen_stages: int = -1, norm_eval: bool = False,
+                 cifar: bool = False, norm_cfg: Optional[dict] = None, init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg or [dict(type='Kaiming', layer='Conv2d'),
+                                               dict(type='Constant', val=1, layer='_BatchNorm')])
+        if not set(out_indices) <= {0, 1, 2, 3} or not out_indices:
+            raise ValueError(f'InceptionBN out_indices must be a non-empty subset of (0, 1, 2, 3), got {out_indices}.')
+        if not -1 <= frozen_stages <= 3:
+            raise ValueError(f'InceptionBN frozen_stages must be in -1..3, got {frozen_stages}.')
+        self.out_indices = tuple(out_indices)
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        norm_cfg = norm_cfg or dict(type='BN')
+
+        if cifar:
+            self.conv1 = conv_bn(3, 64, 3, norm_cfg)
+            self.pool1 = nn.Identity()
+            self.pool2 = nn.Identity()
+        else:
+            self.conv1 = ConvModule(3, 64, 7, stride=2, padding=3, norm_cfg=norm_cfg, act_cfg=dict(type='ReLU'))
+            self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
+            self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv2_red = conv_bn(64, 64, 1, norm_cfg)
+        self.conv2 = conv_bn(64, 192, 3, norm_cfg)
+        channels = 192
+        for name, (kind, settings) in INCEPTION_BLOCKS.items():
+            factory = inception_a if kind == 'a' else inception_b
+            block, channels = factory(channels, *settings, norm_cfg=norm_cfg)
+            self.add_module(name, block)
+        self.stages: List[List[str]] = [
+            ['conv1', 'pool1', 'conv2_red', 'conv2'],
+            ['pool2', 'in3a', 'in3b'],
+            ['in3c', 'in4a', 'in4b', 'in4c', 'in4d'],
+            ['in4e', 'in5a', 'in5b'],
+        ]
+        self._freeze_stages()
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
+        outs = []
+        for index, stage in enumerate(self.stages):
+            for name in stage:
+                x = getattr(self, name)(x)
+            if index in self.out_indices:
+                outs.append(x)
+        return tuple(outs)
+
+    def _freeze_stages(self) -> None:
+        for stage in self.stages[:self.frozen_stages + 1]:
+            for name in stage:
+                module = getattr(self, name)
+                module.eval()
+                for param in module.parameters():
+                    param.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'InceptionBN':
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for module in self.modules():
+                if isinstance(module, _BatchNorm):
+                    module.eval()
+        return self
