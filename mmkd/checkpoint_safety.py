@@ -32,12 +32,14 @@ def history_buffer_statistic(owner: Any, name: str) -> Callable:
 
 def numpy_pickle_globals() -> Dict[str, Any]:
     """Full name -> object for what pickled numpy arrays, dtypes and scalars refer to."""
-    multiarray = np._core.multiarray if hasattr(np, '_core') else np.core.multiarray
+    core = np._core if hasattr(np, '_core') else np.core
     names: Dict[str, Any] = {}
-    # Pickles written under numpy 1 name numpy.core, under numpy 2 numpy._core.
+    # Pickles written under numpy 1 name numpy.core, under numpy 2 numpy._core; protocol 5 pickles
+    # rebuild arrays through numeric._frombuffer.
     for package in ('numpy.core', 'numpy._core'):
-        names[f'{package}.multiarray._reconstruct'] = multiarray._reconstruct
-        names[f'{package}.multiarray.scalar'] = multiarray.scalar
+        names[f'{package}.multiarray._reconstruct'] = core.multiarray._reconstruct
+        names[f'{package}.multiarray.scalar'] = core.multiarray.scalar
+        names[f'{package}.numeric._frombuffer'] = core.numeric._frombuffer
     dtype_classes = [type(np.dtype(t)) for t in (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8,
                                                   np.uint16, np.uint32, np.uint64, np.float16, np.float32,
                                                   np.float64, np.str_)]

@@ -45,3 +45,49 @@ def coco_tiny(tmp_path):
         'param_scheduler': [], 'log_processor.by_epoch': False,
         'default_hooks.checkpoint': dict(type='CheckpointHook', interval=3, by_epoch=False),
     }
+
+
+def write_jpeg(path, rng, size=(80, 96)):
+    Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(path, format='JPEG')
+
+
+@pytest.fixture(scope='session')
+def imagenet_tiny(tmp_path_factory):
+    """ImageNet folder layout (train/val, 3 wnids x 2 JPEGs) plus meta/train.txt for the list layout."""
+    root = tmp_path_factory.mktemp('imagenet')
+    rng = np.random.default_rng(0)
+    lines = []
+    for split in ('train', 'val'):
+        for label, wnid in enumerate(('n01440764', 'n01443537', 'n01484850')):
+            (root / split / wnid).mkdir(parents=True)
+            for i in range(2):
+                write_jpeg(root / split / wnid / f'{wnid}_{i}.JPEG', rng)
+                if split == 'train':
+                    lines.append(f'{wnid}/{wnid}_{i}.JPEG {label}')
+    (root / 'meta').mkdir()
+    (root / 'meta' / 'train.txt').write_text('\n'.join(lines) + '\n')
+    return root
+
+
+def write_cifar(root, num_classes, rng):
+    """The official python layout with 4 images per batch."""
+    import pickle
+    if num_classes == 10:
+        folder, files, meta = root / 'cifar-10-batches-py', [f'data_batch_{i}' for i in range(1, 6)] + ['test_batch'], 'batches.meta'
+        labels_key, meta_content = b'labels', {b'label_names': [f'c{i}'.encode() for i in range(10)]}
+    else:
+        folder, files, meta = root / 'cifar-100-python', ['train', 'test'], 'meta'
+        labels_key, meta_content = b'fine_labels', {b'fine_label_names': [f'c{i}'.encode() for i in range(100)]}
+    folder.mkdir(parents=True)
+    for name in files:
+        batch = {b'data': rng.integers(0, 255, (4, 3072), dtype=np.uint8),
+                 labels_key: [int(x) for x in rng.integers(0, num_classes, 4)], b'batch_label': name.encode()}
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
+    (folder / meta).write_bytes(pickle.dumps(meta_content, protocol=2))
+    return root
+
+
+@pytest.fixture(scope='session')
+def cifar_tiny(tmp_path_factory):
+    rng = np.random.default_rng(1)
+    return {n: write_cifar(tmp_path_factory.mktemp(f'cifar{n}'), n, rng) for n in (10, 100)}

@@ -1,4 +1,5 @@
 """CIFAR-10 / CIFAR-100 from the official python pickle batches."""
+import codecs
 import os.path as osp
 import pickle
 from typing import List, Tuple
@@ -14,7 +15,8 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
     """The batches hold dicts, lists, bytes and numpy arrays: refuse any other global."""
 
     def find_class(self, module: str, name: str):
-        allowed = numpy_pickle_globals()
+        # Protocol-2 pickles written by Python 3 rebuild bytes with _codecs.encode.
+        allowed = dict(numpy_pickle_globals(), **{'_codecs.encode': codecs.encode})
         if f'{module}.{name}' in allowed:
             return allowed[f'{module}.{name}']
         raise pickle.UnpicklingError(f'CIFAR batch refers to {module}.{name}; only numpy arrays are allowed.')

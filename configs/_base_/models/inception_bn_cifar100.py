@@ -1,0 +1,2 @@
+_base_ = ['./inception_bn_cifar.py']
+model = dict(num_classes=100)

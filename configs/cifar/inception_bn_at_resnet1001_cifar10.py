@@ -1,0 +1,3 @@
+# Attention transfer at in5b on CIFAR-10.
+_base_ = ['../_base_/distill/cifar10_resnet1001_to_inception_bn.py']
+model = dict(distill=[{{_base_.at_term}}])

@@ -1,0 +1,3 @@
+# FitNet hint at in5b (connector 1024 -> 256) on CIFAR-10.
+_base_ = ['../_base_/distill/cifar10_resnet1001_to_inception_bn.py']
+model = dict(distill=[{{_base_.fitnet_term}}])

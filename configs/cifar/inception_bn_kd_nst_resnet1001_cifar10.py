@@ -1,0 +1,3 @@
+# KD + NST (poly) on CIFAR-10: the paper's best CIFAR row.
+_base_ = ['../_base_/distill/cifar10_resnet1001_to_inception_bn.py']
+model = dict(distill=[{{_base_.kd_term}}, {{_base_.nst_poly_term}}])

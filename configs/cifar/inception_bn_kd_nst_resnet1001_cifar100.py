@@ -1,0 +1,3 @@
+# KD + NST (poly) on CIFAR-100: the paper's best CIFAR row.
+_base_ = ['../_base_/distill/cifar100_resnet1001_to_inception_bn.py']
+model = dict(distill=[{{_base_.kd_term}}, {{_base_.nst_poly_term}}])

@@ -1,0 +1,3 @@
+# NST, linear kernel, on CIFAR-100.
+_base_ = ['../_base_/distill/cifar100_resnet1001_to_inception_bn.py']
+model = dict(distill=[{{_base_.nst_linear_term}}])

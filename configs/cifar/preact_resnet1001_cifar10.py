@@ -1,0 +1,5 @@
+# Pre-activation ResNet-1001 on CIFAR-10: the teacher's own training (and the teacher the
+# CIFAR-10 distillation configs load from work_dirs/preact_resnet1001_cifar10/epoch_400.pth).
+_base_ = ['../_base_/models/preact_resnet1001_cifar.py', '../_base_/datasets/cifar10_bs128.py',
+          '../_base_/schedules/cifar_sgd_400e.py', '../_base_/default_runtime.py']
+model = dict(num_classes=10)

@@ -1,0 +1,3 @@
+# KD + AT.
+_base_ = ['../_base_/distill/imagenet_resnet101_to_inception_bn.py']
+model = dict(distill=[{{_base_.kd_term}}, {{_base_.at_term}}])

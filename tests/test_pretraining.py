@@ -1,0 +1,272 @@
+"""Distillation pretraining: backbones, datasets, transforms, accuracy and every config in configs/."""
+import glob
+import itertools
+import os.path as osp
+import pickle
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner
+
+import toy_parts
+from mmkd.distill import build_teacher
+from mmkd.models import InceptionBN, PreActResNet
+from mmkd.registry import DATASETS, METRICS, MODELS, TRANSFORMS
+from tools.convert_torchvision_resnet import convert
+from tools.extract_student import extract_student
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'imagenet', '*.py')) +
+                 glob.glob(osp.join(REPO, 'configs', 'cifar', '*.py')))
+RUN_NAMES = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def mmkd_scope():
+    init_default_scope('mmkd')
+
+
+# ------------------------------------------------------------------ backbones
+def test_inception_bn_stage_shapes_and_size():
+    model = InceptionBN(out_indices=(0, 1, 2, 3)).eval()
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, 224, 224))
+    assert [tuple(o.shape[1:]) for o in outs] == [(192, 56, 56), (320, 28, 28), (608, 14, 14), (1024, 7, 7)]
+    # BN-Inception: 10.26 M in the backbone, 11.29 M with a 1000-way linear head (README).
+    assert sum(p.numel() for p in model.parameters()) == 10_260_224
+
+
+def test_inception_bn_block_widths_follow_mxnet():
+    model = InceptionBN()
+    recorded = {}
+    for name in ('in3a', 'in3b', 'in3c', 'in4a', 'in4b', 'in4c', 'in4d', 'in4e', 'in5a', 'in5b'):
+        getattr(model, name).register_forward_hook(lambda m, i, o, n=name: recorded.__setitem__(n, o.shape[1]))
+    with torch.no_grad():
+        model.eval()(torch.randn(1, 3, 224, 224))
+    assert recorded == dict(in3a=256, in3b=320, in3c=576, in4a=576, in4b=576, in4c=608, in4d=608, in4e=1056,
+                            in5a=1024, in5b=1024)
+
+
+def test_inception_bn_preact_tap_is_before_relu():
+    model = InceptionBN().eval()
+    taps = {}
+    model.in5b.preact.register_forward_hook(lambda m, i, o: taps.__setitem__('preact', o))
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 224, 224))[-1]
+    assert taps['preact'].shape == (2, 1024, 7, 7) and (taps['preact'] < 0).any()
+    torch.testing.assert_close(out, taps['preact'].relu())
+
+
+def test_inception_bn_cifar_variant_and_freezing():
+    model = InceptionBN(out_indices=(0, 1, 2, 3), cifar=True, frozen_stages=1, norm_eval=True)
+    model.train()
+    outs = model(torch.randn(2, 3, 32, 32))
+    assert [tuple(o.shape[1:]) for o in outs] == [(192, 32, 32), (320, 32, 32), (608, 16, 16), (1024, 8, 8)]
+    assert not any(p.requires_grad for p in model.in3b.parameters())
+    assert all(p.requires_grad for p in model.in3c.parameters())
+    assert not model.in4a.branches[0].bn.training  # norm_eval
+    with pytest.raises(ValueError, match='out_indices'):
+        InceptionBN(out_indices=(4,))
+
+
+def test_preact_resnet_1001():
+    model = PreActResNet(depth=1001)
+    assert sum(p.numel() for p in model.parameters()) == 10_325_136
+    assert len(model.layer1) == len(model.layer2) == len(model.layer3) == 111
+    out = model(torch.randn(2, 3, 32, 32))[-1]
+    assert out.shape == (2, 256, 8, 8) and (out >= 0).all()
+    with pytest.raises(ValueError, match='9n \\+ 2'):
+        PreActResNet(depth=100)
+
+
+def test_torchvision_resnet101_loads_with_no_missing_or_unexpected_keys(tmp_path):
+    torchvision_ckpt = tmp_path / 'resnet101-torchvision.pth'
+    torch.save(torchvision.models.resnet101().state_dict(), torchvision_ckpt)
+    converted = tmp_path / 'resnet101.pth'
+    torch.save(dict(state_dict=convert(torch.load(torchvision_ckpt))), converted)
+    # strict=True turns any missing or unexpected key into an error.
+    teacher = build_teacher(dict(config=osp.join(REPO, 'configs', 'imagenet', 'resnet101_teacher.py'),
+                                 checkpoint=str(converted), strict=True))
+    reference = torch.load(torchvision_ckpt)
+    torch.testing.assert_close(teacher.head.weight, reference['fc.weight'])
+    torch.testing.assert_close(teacher.backbone.layer4[2].conv3.weight, reference['layer4.2.conv3.weight'])
+    with pytest.raises(ValueError, match='not a torchvision ResNet'):
+        convert({'conv1.weight': torch.zeros(1)})
+
+
+# ------------------------------------------------------------------ datasets and transforms
+def test_imagenet_folder_and_list_layouts(imagenet_tiny):
+    folder = DATASETS.build(dict(type='ImageNet', data_root=str(imagenet_tiny), split='train'))
+    listed = DATASETS.build(dict(type='ImageNet', data_root=str(imagenet_tiny), split='train',
+                                 ann_file='meta/train.txt'))
+    assert len(folder) == len(listed) == 6
+    assert folder.metainfo['classes'] == ('n01440764', 'n01443537', 'n01484850')
+    assert [d['gt_label'] for d in folder] == [d['gt_label'] for d in listed] == [0, 0, 1, 1, 2, 2]
+    assert [d['img_path'] for d in folder] == [d['img_path'] for d in listed]
+
+
+def test_imagenet_errors_name_path_and_layout(imagenet_tiny, tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"'.*/missing/train' does not exist.*<wnid>/<image>\.JPEG"):
+        DATASETS.build(dict(type='ImageNet', data_root=str(tmp_path / 'missing'), split='train'))
+    bad = tmp_path / 'meta.txt'
+    bad.write_text('n01440764/a.JPEG 0\nbroken-line-without-label\n')
+    with pytest.raises(ValueError, match=r"meta\.txt:2: expected 'relative/path label'"):
+        DATASETS.build(dict(type='ImageNet', data_root=str(imagenet_tiny), split='train', ann_file=str(bad)))
+    (tmp_path / 'empty' / 'train').mkdir(parents=True)
+    with pytest.raises(ValueError, match='no class folders'):
+        DATASETS.build(dict(type='ImageNet', data_root=str(tmp_path / 'empty'), split='train'))
+
+
+@pytest.mark.parametrize('classes', [10, 100])
+def test_cifar_reads_official_batches(cifar_tiny, classes):
+    split_sizes = {'train': 20 if classes == 10 else 4, 'test': 4}
+    for split, size in split_sizes.items():
+        dataset = DATASETS.build(dict(type=f'CIFAR{classes}', data_root=str(cifar_tiny[classes]), split=split))
+        assert len(dataset) == size and len(dataset.metainfo['classes']) == classes
+        assert dataset[0]['img'].shape == (32, 32, 3) and dataset[0]['img'].dtype == np.uint8
+    # Pixel layout: row-major RGB planes in the file, H x W x BGR in memory.
+    folder = cifar_tiny[classes] / ('cifar-10-batches-py' if classes == 10 else 'cifar-100-python')
+    raw = pickle.loads((folder / ('test_batch' if classes == 10 else 'test')).read_bytes(), encoding='bytes')
+    img = DATASETS.build(dict(type=f'CIFAR{classes}', data_root=str(cifar_tiny[classes]), split='test'))[1]['img']
+    assert img[0, 5, 2] == raw[b'data'][1][0 * 1024 + 0 * 32 + 5]  # B channel = blue plane (index 2)
+    assert img[3, 7, 0] == raw[b'data'][1][2 * 1024 + 3 * 32 + 7]
+
+
+def test_cifar_errors(cifar_tiny, tmp_path):
+    with pytest.raises(FileNotFoundError, match=r'cifar-10-batches-py/batches\.meta.*official python version'):
+        DATASETS.build(dict(type='CIFAR10', data_root=str(tmp_path)))
+    folder = tmp_path / 'cifar-10-batches-py'
+    folder.mkdir()
+    (folder / 'batches.meta').write_bytes(pickle.dumps({b'label_names': [b'a']}, protocol=2))
+    (folder / 'test_batch').write_bytes(pickle.dumps({b'data': np.zeros((2, 100), np.uint8), b'labels': [0, 0]}))
+    with pytest.raises(ValueError, match=r"batch 'test_batch' has data \(2, 100\)"):
+        DATASETS.build(dict(type='CIFAR10', data_root=str(tmp_path), split='test'))
+    (folder / 'test_batch').write_bytes(pickle.dumps(toy_parts.ToyMSE, protocol=2))
+    with pytest.raises(ValueError, match='only numpy arrays are allowed'):
+        DATASETS.build(dict(type='CIFAR10', data_root=str(tmp_path), split='test'))
+
+
+def test_transforms():
+    img = np.random.default_rng(0).integers(0, 255, (60, 90, 3), dtype=np.uint8)
+    out = TRANSFORMS.build(dict(type='RandomResizedCrop', scale=40))(dict(img=img.copy()))
+    assert out['img'].shape == (40, 40, 3)
+    out = TRANSFORMS.build(dict(type='ResizeShortEdge', scale=30))(dict(img=img.copy()))
+    assert out['img'].shape == (30, 45, 3)
+    small = np.arange(32 * 32 * 3, dtype=np.uint8).reshape(32, 32, 3)
+    out = TRANSFORMS.build(dict(type='RandomCropWithPadding', size=32, padding=4))(dict(img=small.copy()))
+    assert out['img'].shape == (32, 32, 3)
+    # Every output pixel is either padding (0) or the original pixel shifted by at most 4.
+    packed = TRANSFORMS.build(dict(type='PackClsInputs'))(dict(img=small, gt_label=3))
+    assert packed['inputs'].shape == (3, 32, 32) and int(packed['data_samples'].gt_label) == 3
+    torch.testing.assert_close(packed['inputs'][1], torch.from_numpy(small[..., 1]))
+
+
+def test_random_resized_crop_box_is_valid():
+    transform = TRANSFORMS.build(dict(type='RandomResizedCrop', scale=8))
+    for _ in range(200):
+        top, left, h, w = transform.crop_box(50, 70)
+        assert 0 <= top and 0 <= left and top + h <= 50 and left + w <= 70
+        assert 0.08 * 3500 * 0.9 <= h * w <= 3500
+
+
+def test_accuracy_metric_hand_example():
+    from mmengine.structures import BaseDataElement
+    metric = METRICS.build(dict(type='Accuracy', topk=(1, 2)))
+    scores = torch.tensor([[0.7, 0.2, 0.1], [0.5, 0.3, 0.2], [0.1, 0.3, 0.6], [0.2, 0.5, 0.3]])
+    labels = [0, 1, 0, 2]  # top-1 hits: 1 of 4; top-2 hits: samples 0, 1, 3
+    metric.process(None, [BaseDataElement(pred_score=s, gt_label=torch.tensor(l)) for s, l in zip(scores, labels)])
+    assert metric.evaluate(4) == {'accuracy/top1': 25.0, 'accuracy/top2': 75.0}
+
+
+# ------------------------------------------------------------------ every config, 2 iterations
+@pytest.fixture(scope='session')
+def teacher_checkpoints(tmp_path_factory):
+    root = tmp_path_factory.mktemp('teachers')
+    paths = {}
+    for name, net in (('resnet101', torchvision.models.resnet101()), ('resnet34', torchvision.models.resnet34())):
+        paths[name] = str(root / f'{name}.pth')
+        torch.save(dict(state_dict=convert(net.state_dict())), paths[name])
+    init_default_scope('mmkd')
+    for classes in (10, 100):
+        cfg = Config.fromfile(osp.join(REPO, 'configs', 'cifar', f'preact_resnet1001_cifar{classes}.py'))
+        paths[f'resnet1001_cifar{classes}'] = str(root / f'resnet1001_cifar{classes}.pth')
+        torch.save(dict(state_dict=MODELS.build(cfg.model).state_dict()), paths[f'resnet1001_cifar{classes}'])
+    return paths
+
+
+def shrink(cfg, data_root, work_dir, image_size):
+    """The tests' --cfg-options: tiny data, batch 2, 2 iterations, no validation."""
+    cfg.merge_from_dict({
+        'train_dataloader.batch_size': 2, 'train_dataloader.num_workers': 0,
+        'train_dataloader.persistent_workers': False, 'train_dataloader.dataset.data_root': str(data_root),
+        'train_cfg': dict(_delete_=True, type='IterBasedTrainLoop', max_iters=2),
+        'val_cfg': None, 'val_dataloader': None, 'val_evaluator': None, 'param_scheduler': [],
+        'default_hooks.checkpoint': dict(_delete_=True, type='CheckpointHook', interval=2, by_epoch=False),
+        'default_hooks.logger.interval': 1, 'log_processor.by_epoch': False,
+        'custom_hooks': [dict(type='RecordLossesHook')],
+        'custom_imports.imports': ['mmkd', 'toy_parts'],
+        'env_cfg.dist_cfg.backend': 'gloo', 'work_dir': str(work_dir), 'experiment_name': f'cfg{next(RUN_NAMES)}',
+    })
+    if image_size is not None:
+        cfg.merge_from_dict({'train_dataloader.dataset.pipeline.1.scale': image_size})
+
+
+def teacher_for(config, checkpoints):
+    name = osp.basename(config)
+    if 'cifar' in name:
+        return checkpoints['resnet1001_cifar100' if name.endswith('cifar100.py') else 'resnet1001_cifar10']
+    return checkpoints['resnet34' if 'resnet34' in name else 'resnet101']
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('config', CONFIGS, ids=lambda c: osp.splitext(osp.basename(c))[0])
+def test_config_trains_two_iterations(config, imagenet_tiny, cifar_tiny, teacher_checkpoints, tmp_path):
+    cfg = Config.fromfile(config)
+    is_cifar = 'cifar' in osp.basename(config)
+    data_root = cifar_tiny[100 if config.endswith('cifar100.py') else 10] if is_cifar else imagenet_tiny
+    shrink(cfg, data_root, tmp_path / 'work', image_size=None if is_cifar else 64)
+    distiller = cfg.model.type == 'Distiller'
+    if distiller:
+        cfg.model.teacher.checkpoint = teacher_for(config, teacher_checkpoints)
+    toy_parts.RecordLossesHook.records = []
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    records = toy_parts.RecordLossesHook.records
+    assert len(records) == 2
+    expected = {'loss_cls'} | {f'loss_{term.get("name") or term["loss"]["type"][:-4].lower()}'
+                               for term in (cfg.model.distill if distiller else [])}
+    two_stage = cfg.model.get('two_stage') if distiller else None
+    for record in records:
+        assert expected <= set(record) and all(np.isfinite(v) for v in record.values())
+        if two_stage is not None:  # stage 1 at iteration 0 and 1: the task loss is switched off
+            assert record['loss_cls'] == 0
+    if distiller and 'kd' in osp.basename(config):
+        # The student of a Distiller checkpoint initialises a detection backbone completely.
+        student = extract_student(torch.load(tmp_path / 'work' / 'iter_2.pth'))
+        torch.save(student, tmp_path / 'student.pth')
+        backbone = MODELS.build(dict(cfg.model.student.backbone, out_indices=(0, 1, 2, 3),
+                                     init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'student.pth'),
+                                                   prefix='backbone.')))
+        backbone.init_weights()
+        trained = runner.model.student.backbone.state_dict()
+        assert set(backbone.state_dict()) == set(trained)
+        assert all(torch.equal(v, trained[k]) for k, v in backbone.state_dict().items())
+
+
+@pytest.mark.slow
+def test_teacher_evaluation_reports_accuracy(imagenet_tiny, teacher_checkpoints, tmp_path):
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'imagenet', 'resnet101_teacher.py'))
+    cfg.merge_from_dict({'test_dataloader.batch_size': 3, 'test_dataloader.num_workers': 0,
+                         'test_dataloader.persistent_workers': False,
+                         'test_dataloader.dataset.data_root': str(imagenet_tiny),
+                         'test_dataloader.dataset.pipeline.1.scale': 72,
+                         'test_dataloader.dataset.pipeline.2.crop_size': 64,
+                         'work_dir': str(tmp_path), 'load_from': teacher_checkpoints['resnet101'],
+                         'experiment_name': f'cfg{next(RUN_NAMES)}'})
+    metrics = Runner.from_cfg(cfg).test()
+    assert set(metrics) == {'accuracy/top1', 'accuracy/top5'}
+    assert 0 <= metrics['accuracy/top1'] <= metrics['accuracy/top5'] <= 100
