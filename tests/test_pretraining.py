@@ -159,7 +159,8 @@ def test_transforms():
     small = np.arange(32 * 32 * 3, dtype=np.uint8).reshape(32, 32, 3)
     out = TRANSFORMS.build(dict(type='RandomCropWithPadding', size=32, padding=4))(dict(img=small.copy()))
     assert out['img'].shape == (32, 32, 3)
-    # Every output pixel is either padding (0) or the original pixel shifted by at most 4.
+    padded = np.pad(small, ((4, 4), (4, 4), (0, 0)))
+    assert any(np.array_equal(out['img'], padded[dy:dy + 32, dx:dx + 32]) for dy in range(9) for dx in range(9))
     packed = TRANSFORMS.build(dict(type='PackClsInputs'))(dict(img=small, gt_label=3))
     assert packed['inputs'].shape == (3, 32, 32) and int(packed['data_samples'].gt_label) == 3
     torch.testing.assert_close(packed['inputs'][1], torch.from_numpy(small[..., 1]))
@@ -174,12 +175,13 @@ def test_random_resized_crop_box_is_valid():
 
 
 def test_accuracy_metric_hand_example():
+    from mmengine.evaluator import Evaluator
     from mmengine.structures import BaseDataElement
-    metric = METRICS.build(dict(type='Accuracy', topk=(1, 2)))
+    evaluator = Evaluator(METRICS.build(dict(type='Accuracy', topk=(1, 2))))
     scores = torch.tensor([[0.7, 0.2, 0.1], [0.5, 0.3, 0.2], [0.1, 0.3, 0.6], [0.2, 0.5, 0.3]])
-    labels = [0, 1, 0, 2]  # top-1 hits: 1 of 4; top-2 hits: samples 0, 1, 3
-    metric.process(None, [BaseDataElement(pred_score=s, gt_label=torch.tensor(l)) for s, l in zip(scores, labels)])
-    assert metric.evaluate(4) == {'accuracy/top1': 25.0, 'accuracy/top2': 75.0}
+    labels = [0, 1, 0, 2]  # top-1 hits: sample 0 only; top-2 hits: samples 0, 1, 3
+    evaluator.process([BaseDataElement(pred_score=s, gt_label=torch.tensor(l)) for s, l in zip(scores, labels)])
+    assert evaluator.evaluate(4) == {'accuracy/top1': 25.0, 'accuracy/top2': 75.0}
 
 
 # ------------------------------------------------------------------ every config, 2 iterations

@@ -17,9 +17,10 @@ class Accuracy(BaseMetric):
         super().__init__(**kwargs)
         self.topk = tuple(topk)
 
-    def process(self, data_batch, data_samples: Sequence) -> None:
+    def process(self, data_batch, data_samples: Sequence[dict]) -> None:
+        # mmengine's Evaluator hands metrics the data samples as dicts.
         for sample in data_samples:
-            self.results.append((sample.pred_score.detach().cpu(), int(sample.gt_label)))
+            self.results.append((sample['pred_score'].detach().cpu(), int(sample['gt_label'])))
 
     def compute_metrics(self, results: List) -> dict:
         scores = torch.stack([score for score, _ in results])
