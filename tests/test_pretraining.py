@@ -272,3 +272,16 @@ def test_teacher_evaluation_reports_accuracy(imagenet_tiny, teacher_checkpoints,
     metrics = Runner.from_cfg(cfg).test()
     assert set(metrics) == {'accuracy/top1', 'accuracy/top5'}
     assert 0 <= metrics['accuracy/top1'] <= metrics['accuracy/top5'] <= 100
+
+
+@pytest.mark.slow
+def test_imagenet_config_trains_from_a_list_file(imagenet_tiny, teacher_checkpoints, tmp_path):
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'imagenet', 'inception_bn_nst_poly_resnet101.py'))
+    shrink(cfg, imagenet_tiny, tmp_path / 'work', image_size=64)
+    cfg.merge_from_dict({'train_dataloader.dataset.ann_file': 'meta/train.txt',
+                         'model.teacher.checkpoint': teacher_checkpoints['resnet101']})
+    toy_parts.RecordLossesHook.records = []
+    runner = Runner.from_cfg(cfg)
+    assert len(runner.train_dataloader.dataset) == 6
+    runner.train()
+    assert all('loss_nst' in r and 'loss_cls' in r for r in toy_parts.RecordLossesHook.records)
