@@ -10,8 +10,8 @@ pip() { .venv/bin/python -m pip --disable-pip-version-check "$@"; }
 constraints=(-c requirements/constraints.txt)
 # pip's index warnings about local file locations are noise; errors still surface.
 quiet() { "$@" 2> >(grep -v "^WARNING: Location" >&2); }
-echo "[setup] torch, torchvision"
-quiet pip install -q "${constraints[@]}" torch torchvision
+echo "[setup] torch, torchvision, setuptools"
+quiet pip install -q "${constraints[@]}" torch torchvision setuptools
 echo "[setup] mmcv with compiled ops"
 wheel=$(bash tools/build_mmcv.sh | tail -n 1)
 quiet pip install -q "${constraints[@]}" "$wheel"

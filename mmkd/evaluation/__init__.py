@@ -1,3 +1,4 @@
 from .accuracy import Accuracy
+from .voc import VOC07Metric, read_devkit_results, write_devkit_results
 
-__all__ = ['Accuracy']
+__all__ = ['Accuracy', 'VOC07Metric', 'read_devkit_results', 'write_devkit_results']

@@ -1,0 +1,18 @@
+# Faster R-CNN + FPN on an Inception-BN backbone, on mmdet's VOC recipe: VOC2007+2012 trainval
+# (repeated 3x, 4 epochs = 12), 1000x600, 8 GPUs x 2 images, SGD lr 0.01; tested on VOC2007 test
+# with VOC07's 11-point mAP at IoU 0.5, difficult objects ignored, every class's AP reported.
+_base_ = ['mmdet::pascal_voc/faster-rcnn_r50_fpn_1x_voc0712.py']
+custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='mmkd.InceptionBN',
+        out_indices=(0, 1, 2, 3),  # 192 / 320 / 608 / 1024 channels at strides 4 / 8 / 16 / 32
+        frozen_stages=0,
+        norm_eval=True,
+        # A pretrained student: tools/extract_student.py work_dirs/<run>/epoch_100.pth <this path>
+        init_cfg=dict(type='Pretrained', prefix='backbone.',
+                      checkpoint='work_dirs/students/inception_bn_baseline.pth')),
+    neck=dict(in_channels=[192, 320, 608, 1024]))
+val_evaluator = dict(_delete_=True, type='mmkd.VOC07Metric')
+test_evaluator = val_evaluator

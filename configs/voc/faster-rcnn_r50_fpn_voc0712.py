@@ -1,0 +1,7 @@
+# Reference: mmdet's Faster R-CNN R-50-FPN on VOC07+12 (mmdet's table: 80.4 mAP), with torchvision's
+# ImageNet weights from a local file (torchvision's names are mmdet ResNet's).
+_base_ = ['mmdet::pascal_voc/faster-rcnn_r50_fpn_1x_voc0712.py']
+custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
+model = dict(backbone=dict(init_cfg=dict(type='Pretrained', checkpoint='data/pretrained/resnet50-0676ba61.pth')))
+val_evaluator = dict(_delete_=True, type='mmkd.VOC07Metric')
+test_evaluator = val_evaluator
