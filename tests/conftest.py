@@ -91,3 +91,46 @@ def write_cifar(root, num_classes, rng):
 def cifar_tiny(tmp_path_factory):
     rng = np.random.default_rng(1)
     return {n: write_cifar(tmp_path_factory.mktemp(f'cifar{n}'), n, rng) for n in (10, 100)}
+
+
+VOC_TINY_CLASSES = ('person', 'dog', 'car')
+
+
+def write_voc_xml(path, img_id, width, height, objects):
+    lines = [f'<annotation><folder>VOC</folder><filename>{img_id}.jpg</filename>',
+             f'<size><width>{width}</width><height>{height}</height><depth>3</depth></size>']
+    for name, (x1, y1, x2, y2), difficult in objects:
+        lines.append(f'<object><name>{name}</name><pose>Unspecified</pose><truncated>0</truncated>'
+                     f'<difficult>{int(difficult)}</difficult><bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin>'
+                     f'<xmax>{x2}</xmax><ymax>{y2}</ymax></bndbox></object>')
+    lines.append('</annotation>')
+    path.write_text('\n'.join(lines))
+
+
+def write_vocdevkit(root, rng, sets=(('2007', 'trainval', 4), ('2007', 'test', 3), ('2012', 'trainval', 2))):
+    """VOCdevkit/VOC<year>/{JPEGImages,Annotations,ImageSets/Main} with 160x120 images, 2-3 objects
+    each (1-based boxes of at least 40 px), every third object marked difficult."""
+    count = 0
+    for year, image_set, n in sets:
+        voc = root / f'VOC{year}'
+        for sub in ('JPEGImages', 'Annotations', 'ImageSets/Main'):
+            (voc / sub).mkdir(parents=True, exist_ok=True)
+        ids = []
+        for _ in range(n):
+            img_id = f'{year}_{count:06d}'
+            count += 1
+            write_jpeg(voc / 'JPEGImages' / f'{img_id}.jpg', rng, size=(120, 160))
+            objects = []
+            for k in range(2 + count % 2):
+                x1, y1 = int(rng.integers(1, 80)), int(rng.integers(1, 60))
+                x2, y2 = x1 + int(rng.integers(40, 160 - x1)), y1 + int(rng.integers(40, 120 - y1))
+                objects.append((VOC_TINY_CLASSES[(count + k) % 3], (x1, y1, x2, y2), (count + k) % 3 == 0))
+            write_voc_xml(voc / 'Annotations' / f'{img_id}.xml', img_id, 160, 120, objects)
+            ids.append(img_id)
+        (voc / 'ImageSets' / 'Main' / f'{image_set}.txt').write_text('\n'.join(ids) + '\n')
+    return root
+
+
+@pytest.fixture(scope='session')
+def vocdevkit(tmp_path_factory):
+    return write_vocdevkit(tmp_path_factory.mktemp('VOCdevkit'), np.random.default_rng(2))

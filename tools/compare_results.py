@@ -1,0 +1,110 @@
+"""Compare VOC07 mAP across work dirs, like the NST paper's detection table.
+
+    python tools/compare_results.py work_dirs/frcnn_baseline work_dirs/frcnn_kd ... \
+        [--names baseline kd ...] [--paper] [--out-dir work_dirs/compare]
+
+Each work dir's latest ``pascal_voc/mAP`` (from tools/test.py, or the last validation of a training
+run) is read from mmengine's JSON logs. Writes ``results.md`` and ``results.csv`` (method, mAP,
+paper mAP, every class's AP; mAP and APs in %) and ``map.png`` (a bar chart) to --out-dir, and
+prints the Markdown table.
+"""
+import argparse
+import csv
+import glob
+import json
+import os
+import os.path as osp
+import sys
+from typing import Dict, List, Optional
+
+# NST paper, PASCAL VOC 2007 test mAP (%), Faster R-CNN with an Inception-BN backbone.
+PAPER_VOC07_MAP = {'baseline': 75.6, 'kd': 76.0, 'fitnet': 76.6, 'at': 76.5, 'nst': 76.8, 'nst-poly': 76.8,
+                   'kd-nst': 77.2, 'kd+nst': 77.2}
+PREFIX = 'pascal_voc/'
+
+
+def latest_voc_metrics(work_dir: str) -> Dict[str, float]:
+    """The last JSON log record holding pascal_voc/mAP, searching the newest run folder first."""
+    logs = sorted(glob.glob(osp.join(work_dir, '*', '*.json')) + glob.glob(osp.join(work_dir, '*', 'vis_data', '*.json')),
+                  key=lambda p: (osp.relpath(p, work_dir).split(os.sep)[0], p))
+    for path in reversed(logs):
+        with open(path) as f:
+            records = [json.loads(line) for line in f if line.strip()]
+        for record in reversed(records):
+            if PREFIX + 'mAP' in record:
+                return {k[len(PREFIX):]: float(v) for k, v in record.items() if k.startswith(PREFIX)}
+    raise FileNotFoundError(f'{work_dir}: no JSON log with {PREFIX}mAP; run tools/test.py with a VOC config '
+                            f'and --work-dir {work_dir} first.')
+
+
+def build_rows(work_dirs: List[str], names: List[str], paper: bool) -> List[dict]:
+    rows = []
+    for name, work_dir in zip(names, work_dirs):
+        metrics = latest_voc_metrics(work_dir)
+        row = {'method': name, 'mAP': 100 * metrics['mAP']}
+        if paper:
+            row['paper mAP'] = PAPER_VOC07_MAP.get(name.lower())
+        row.update({k[3:]: 100 * v for k, v in metrics.items() if k.startswith('AP_')})
+        rows.append(row)
+    return rows
+
+
+def fmt(value: Optional[float]) -> str:
+    return '—' if value is None else f'{value:.1f}'
+
+
+def markdown(rows: List[dict]) -> str:
+    columns = list(rows[0])
+    lines = ['| ' + ' | '.join(columns) + ' |', '|' + '---|' + '---:|' * (len(columns) - 1)]
+    for row in rows:
+        lines.append('| ' + ' | '.join([row['method']] + [fmt(row.get(c)) for c in columns[1:]]) + ' |')
+    return '\n'.join(lines)
+
+
+def bar_chart(rows: List[dict], path: str) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(1.2 * len(rows) + 2, 4))
+    positions = range(len(rows))
+    has_paper = any(row.get('paper mAP') is not None for row in rows)
+    width = 0.4 if has_paper else 0.6
+    ax.bar([p - (width / 2 if has_paper else 0) for p in positions], [r['mAP'] for r in rows], width, label='mmkd')
+    if has_paper:
+        ax.bar([p + width / 2 for p in positions], [r.get('paper mAP') or 0 for r in rows], width, label='NST paper')
+        ax.legend()
+    ax.set_xticks(list(positions), [r['method'] for r in rows], rotation=20)
+    ax.set_ylabel('VOC2007 test mAP (%)')
+    ax.set_title('Faster R-CNN, VOC07 11-point mAP @ IoU 0.5')
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('work_dirs', nargs='+')
+    parser.add_argument('--names', nargs='+', help='method names (default: the work dirs\' names)')
+    parser.add_argument('--paper', action='store_true', help="add the NST paper's mAP for known method names")
+    parser.add_argument('--out-dir', default='work_dirs/compare')
+    args = parser.parse_args()
+    names = args.names or [osp.basename(osp.normpath(d)) for d in args.work_dirs]
+    if len(names) != len(args.work_dirs):
+        parser.error(f'{len(names)} names for {len(args.work_dirs)} work dirs.')
+    rows = build_rows(args.work_dirs, names, args.paper)
+    os.makedirs(args.out_dir, exist_ok=True)
+    table = markdown(rows)
+    with open(osp.join(args.out_dir, 'results.md'), 'w') as f:
+        f.write(table + '\n')
+    with open(osp.join(args.out_dir, 'results.csv'), 'w', newline='') as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    bar_chart(rows, osp.join(args.out_dir, 'map.png'))
+    print(table)
+    print(f'\nwrote {args.out_dir}/results.md, results.csv, map.png')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
