@@ -78,6 +78,8 @@ def shrink_voc(cfg, vocdevkit, work_dir, checkpoints):
         'val_dataloader.num_workers': 0, 'val_dataloader.persistent_workers': False,
         'test_dataloader.num_workers': 0, 'test_dataloader.persistent_workers': False,
         'train_cfg': dict(_delete_=True, type='IterBasedTrainLoop', max_iters=2, val_interval=1000),
+        # Random "pretrained" weights with frozen BN statistics: a small lr keeps 2 steps finite.
+        'optim_wrapper.optimizer.lr': 1e-4,
         'param_scheduler': [], 'log_processor.by_epoch': False, 'default_hooks.logger.interval': 1,
         'default_hooks.checkpoint': dict(_delete_=True, type='CheckpointHook', interval=2, by_epoch=False),
         'custom_imports.imports': ['mmkd', 'toy_parts'], 'work_dir': str(work_dir),
