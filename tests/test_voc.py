@@ -42,8 +42,10 @@ def backbone_checkpoints(tmp_path_factory):
     paths = dict(student=str(root / 'student.pth'), resnet50=str(root / 'resnet50.pth'),
                  resnet101=str(root / 'resnet101.pth'), frcnn_r101=str(root / 'frcnn_r101.pth'))
     torch.save(dict(state_dict=student.state_dict()), paths['student'])
-    torch.save(torchvision.models.resnet50().state_dict(), paths['resnet50'])
-    torch.save(torchvision.models.resnet101().state_dict(), paths['resnet101'])
+    # zero_init_residual: every block starts as the identity, so the random network's activations
+    # stay bounded under the configs' frozen BN statistics (as a trained network's would).
+    torch.save(torchvision.models.resnet50(zero_init_residual=True).state_dict(), paths['resnet50'])
+    torch.save(torchvision.models.resnet101(zero_init_residual=True).state_dict(), paths['resnet101'])
     init_default_scope('mmdet')
     teacher_cfg = Config.fromfile(osp.join(REPO, 'configs', 'voc', 'faster-rcnn_r101_fpn_voc0712.py'))
     teacher_cfg.model.backbone.init_cfg = None
