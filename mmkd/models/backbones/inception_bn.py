@@ -100,12 +100,13 @@ class InceptionBN(BaseModule):
         frozen_stages: stages 0..frozen_stages are frozen (no gradient, BN in eval mode); -1: none.
         norm_eval: keep every BatchNorm in eval mode while training (detection fine-tuning).
         cifar: the 32 x 32 variant.
+        widen_factor: multiplies every layer's width (rounded, at least 4), for small demos;
+            ``out_channels`` gives the resulting stage widths (1.0: 192/320/608/1024).
     """
 
-    arch_channels = (192, 320, 608, 1024)
-
     def __init__(self, out_indices: Sequence[int] = (3,), frozen_stages: int = -1, norm_eval: bool = False,
-                 cifar: bool = False, norm_cfg: Optional[dict] = None, init_cfg: Optional[dict] = None) -> None:
+                 cifar: bool = False, widen_factor: float = 1.0, norm_cfg: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg or [dict(type='Kaiming', layer='Conv2d'),
                                                dict(type='Constant', val=1, layer='_BatchNorm')])
         if not set(out_indices) <= {0, 1, 2, 3} or not out_indices:
@@ -117,27 +118,35 @@ class InceptionBN(BaseModule):
         self.norm_eval = norm_eval
         norm_cfg = norm_cfg or dict(type='BN')
 
+        def width(channels: int) -> int:
+            return max(4, int(round(channels * widen_factor)))
+
+        stem = width(64)
         if cifar:
-            self.conv1 = conv_bn(3, 64, 3, norm_cfg)
+            self.conv1 = conv_bn(3, stem, 3, norm_cfg)
             self.pool1 = nn.Identity()
             self.pool2 = nn.Identity()
         else:
-            self.conv1 = ConvModule(3, 64, 7, stride=2, padding=3, norm_cfg=norm_cfg, act_cfg=dict(type='ReLU'))
+            self.conv1 = ConvModule(3, stem, 7, stride=2, padding=3, norm_cfg=norm_cfg, act_cfg=dict(type='ReLU'))
             self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
             self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
-        self.conv2_red = conv_bn(64, 64, 1, norm_cfg)
-        self.conv2 = conv_bn(64, 192, 3, norm_cfg)
-        channels = 192
+        self.conv2_red = conv_bn(stem, stem, 1, norm_cfg)
+        channels = width(192)
+        self.conv2 = conv_bn(stem, channels, 3, norm_cfg)
+        stage_channels = {'conv2': channels}
         for name, (kind, settings) in INCEPTION_BLOCKS.items():
+            settings = [s if isinstance(s, str) else width(s) for s in settings]
             factory = inception_a if kind == 'a' else inception_b
             block, channels = factory(channels, *settings, norm_cfg=norm_cfg)
             self.add_module(name, block)
+            stage_channels[name] = channels
         self.stages: List[List[str]] = [
             ['conv1', 'pool1', 'conv2_red', 'conv2'],
             ['pool2', 'in3a', 'in3b'],
             ['in3c', 'in4a', 'in4b', 'in4c', 'in4d'],
             ['in4e', 'in5a', 'in5b'],
         ]
+        self.out_channels = tuple(stage_channels[stage[-1]] for stage in self.stages)
         self._freeze_stages()
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
