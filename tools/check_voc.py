@@ -11,7 +11,7 @@ import os.path as osp
 import sys
 import xml.etree.ElementTree as ET
 from collections import defaultdict
-from typing import Dict, List, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 from mmengine.utils import ProgressBar
 from PIL import Image
@@ -21,7 +21,8 @@ VOC_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', '
                'train', 'tvmonitor')
 
 
-def check_annotation(xml_path: str, image_size: Tuple[int, int]) -> List[Tuple[str, str]]:
+def check_annotation(xml_path: str, image_size: Tuple[int, int],
+                     classes: Sequence[str] = VOC_CLASSES) -> List[Tuple[str, str]]:
     """(fault kind, detail) for one annotation file; image_size is (width, height) or None."""
     try:
         root = ET.parse(xml_path).getroot()
@@ -38,7 +39,7 @@ def check_annotation(xml_path: str, image_size: Tuple[int, int]) -> List[Tuple[s
                                         f'{image_size[0]}x{image_size[1]}'))
     for index, obj in enumerate(root.findall('object')):
         name = obj.findtext('name', '').strip()
-        if name not in VOC_CLASSES:
+        if name not in classes:
             faults.append(('unknown class', f'{xml_path}: object {index} is {name!r}'))
         box = obj.find('bndbox')
         try:
@@ -60,7 +61,8 @@ def image_size_of(path: str):
         return img.size
 
 
-def check_set(devkit: str, year: str, image_set: str, faults: Dict[str, List[str]]) -> int:
+def check_set(devkit: str, year: str, image_set: str, faults: Dict[str, List[str]],
+              classes: Sequence[str] = VOC_CLASSES) -> int:
     root = osp.join(devkit, f'VOC{year}')
     set_file = osp.join(root, 'ImageSets', 'Main', f'{image_set}.txt')
     if not osp.isfile(set_file):
@@ -87,7 +89,7 @@ def check_set(devkit: str, year: str, image_set: str, faults: Dict[str, List[str
         if not osp.isfile(xml_path):
             faults['missing annotation'].append(xml_path)
         else:
-            for kind, detail in check_annotation(xml_path, image_size):
+            for kind, detail in check_annotation(xml_path, image_size, classes):
                 faults[kind].append(detail)
         progress.update()
     print()
@@ -99,13 +101,15 @@ def main() -> int:
     parser.add_argument('devkit', help='the VOCdevkit folder (holding VOC2007/, VOC2012/)')
     parser.add_argument('--years', nargs='+', default=['2007'], help='default: 2007')
     parser.add_argument('--sets', nargs='+', default=['trainval', 'test'], help='default: trainval test')
+    parser.add_argument('--classes', nargs='+', default=list(VOC_CLASSES),
+                        help="the dataset's class names (default: VOC's 20)")
     parser.add_argument('--show', type=int, default=5, help='examples listed per kind of fault')
     args = parser.parse_args()
     if not osp.isdir(args.devkit):
         print(f'{args.devkit}: no such folder (expected VOCdevkit/VOC<year>/...)', file=sys.stderr)
         return 1
     faults: Dict[str, List[str]] = defaultdict(list)
-    checked = sum(check_set(args.devkit, year, image_set, faults)
+    checked = sum(check_set(args.devkit, year, image_set, faults, args.classes)
                   for year in args.years for image_set in args.sets
                   if not (year == '2012' and image_set == 'test'))  # VOC2012 test has no public labels
     total = sum(len(v) for v in faults.values())
