@@ -2,7 +2,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 SETUP_STAMP := $(VENV)/.mmkd-setup
 
-.PHONY: setup test bench clean
+.PHONY: setup test demo bench clean
 
 setup: $(SETUP_STAMP)
 
@@ -12,6 +12,10 @@ $(SETUP_STAMP): pyproject.toml requirements/constraints.txt tools/setup_env.sh t
 
 test: setup
 	$(PYTHON) -m pytest -q
+
+# DEMO_ARGS="--methods kd nst_poly" runs a subset; "--redo" reruns finished runs.
+demo: setup
+	$(PYTHON) tools/demo.py $(DEMO_ARGS)
 
 bench: setup
 	$(PYTHON) tools/benchmark_losses.py

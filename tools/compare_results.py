@@ -23,24 +23,26 @@ PAPER_VOC07_MAP = {'baseline': 75.6, 'kd': 76.0, 'fitnet': 76.6, 'at': 76.5, 'ns
 PREFIX = 'pascal_voc/'
 
 
-def latest_voc_metrics(work_dir: str) -> Dict[str, float]:
-    """The last JSON log record holding pascal_voc/mAP, searching the newest run folder first."""
+def latest_metrics(work_dir: str, prefix: str = PREFIX) -> Dict[str, float]:
+    """The last JSON log record holding ``<prefix>...`` metrics (e.g. pascal_voc/mAP, accuracy/top1),
+    searching the newest run folder first; keys are returned without the prefix."""
     logs = sorted(glob.glob(osp.join(work_dir, '*', '*.json')) + glob.glob(osp.join(work_dir, '*', 'vis_data', '*.json')),
                   key=lambda p: (osp.relpath(p, work_dir).split(os.sep)[0], p))
     for path in reversed(logs):
         with open(path) as f:
             records = [json.loads(line) for line in f if line.strip()]
         for record in reversed(records):
-            if PREFIX + 'mAP' in record:
-                return {k[len(PREFIX):]: float(v) for k, v in record.items() if k.startswith(PREFIX)}
-    raise FileNotFoundError(f'{work_dir}: no JSON log with {PREFIX}mAP; run tools/test.py with a VOC config '
-                            f'and --work-dir {work_dir} first.')
+            metrics = {k[len(prefix):]: float(v) for k, v in record.items() if k.startswith(prefix)}
+            if metrics:
+                return metrics
+    raise FileNotFoundError(f'{work_dir}: no JSON log with {prefix}* metrics; run tools/test.py with '
+                            f'--work-dir {work_dir} first.')
 
 
 def build_rows(work_dirs: List[str], names: List[str], paper: bool) -> List[dict]:
     rows = []
     for name, work_dir in zip(names, work_dirs):
-        metrics = latest_voc_metrics(work_dir)
+        metrics = latest_metrics(work_dir)
         row = {'method': name, 'mAP': 100 * metrics['mAP']}
         if paper:
             row['paper mAP'] = PAPER_VOC07_MAP.get(name.lower())

@@ -16,6 +16,6 @@ echo "[setup] mmcv with compiled ops"
 wheel=$(bash tools/build_mmcv.sh | tail -n 1)
 quiet pip install -q "${constraints[@]}" "$wheel"
 echo "[setup] mmkd (editable) with mmdet, mmengine, pycocotools"
-quiet pip install -q "${constraints[@]}" -e ".[tests]"
+quiet pip install -q "${constraints[@]}" -e ".[tests,demo]"
 .venv/bin/python -c "import mmcv.ops, mmdet, mmkd; print('[setup] ok: mmcv', mmcv.__version__, 'mmdet', mmdet.__version__, 'mmkd', mmkd.__version__)"
 echo "[setup] done in $(( $(date +%s) - start )) s"

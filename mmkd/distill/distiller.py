@@ -23,7 +23,11 @@ class Distiller(BaseModel):
     """
 
     def __init__(self, student: dict, teacher: dict, distill: List[dict], two_stage: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None) -> None:
+                 data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None) -> None:
+        if data_preprocessor is not None:
+            # The runner hands a config's top-level data_preprocessor to the model: it is the student's.
+            student = dict(student)
+            student.setdefault('data_preprocessor', data_preprocessor)
         student_model = MODELS.build(student)
         super().__init__(data_preprocessor=student_model.data_preprocessor, init_cfg=init_cfg)
         self.student = student_model
