@@ -97,14 +97,8 @@ VOC_TINY_CLASSES = ('person', 'dog', 'car')
 
 
 def write_voc_xml(path, img_id, width, height, objects):
-    lines = [f'<annotation><folder>VOC</folder><filename>{img_id}.jpg</filename>',
-             f'<size><width>{width}</width><height>{height}</height><depth>3</depth></size>']
-    for name, (x1, y1, x2, y2), difficult in objects:
-        lines.append(f'<object><name>{name}</name><pose>Unspecified</pose><truncated>0</truncated>'
-                     f'<difficult>{int(difficult)}</difficult><bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin>'
-                     f'<xmax>{x2}</xmax><ymax>{y2}</ymax></bndbox></object>')
-    lines.append('</annotation>')
-    path.write_text('\n'.join(lines))
+    from tools.demo_data import voc_xml
+    path.write_text(voc_xml(img_id, objects, width, height))
 
 
 def write_vocdevkit(root, rng, sets=(('2007', 'trainval', 4), ('2007', 'test', 3), ('2012', 'trainval', 2))):

@@ -231,6 +231,16 @@ def test_hook_and_wrapper_give_the_same_losses(teacher_checkpoint):
     assert not hook.engine.student_taps.values
 
 
+def test_distiller_takes_a_config_level_data_preprocessor(teacher_checkpoint):
+    # The runner passes a config's top-level data_preprocessor to the model: it becomes the student's.
+    student = {k: v for k, v in STUDENT.items() if k != 'data_preprocessor'}
+    distiller = MODELS.build(dict(type='Distiller', student=student, distill=nst_at_terms()[:1],
+                                  teacher=dict(model=TEACHER, checkpoint=teacher_checkpoint),
+                                  data_preprocessor=STUDENT['data_preprocessor']))
+    assert distiller.data_preprocessor is distiller.student.data_preprocessor
+    assert distiller.data_preprocessor.mean.flatten().tolist() == [128.0, 128.0, 128.0]
+
+
 def test_hook_rejects_connectors(teacher_checkpoint):
     hook = DistillationHook(teacher=dict(model=TEACHER, checkpoint=teacher_checkpoint), distill=[
         dict(loss=dict(type='mmkd.FitNetLoss'), student='backbone.layer4', teacher='backbone.layer4',

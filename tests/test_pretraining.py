@@ -73,6 +73,15 @@ def test_inception_bn_cifar_variant_and_freezing():
         InceptionBN(out_indices=(4,))
 
 
+def test_inception_bn_widen_factor():
+    model = InceptionBN(out_indices=(0, 1, 2, 3), widen_factor=0.25).eval()
+    assert model.out_channels == (48, 80, 152, 256)
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, 64, 64))
+    assert [o.shape[1] for o in outs] == list(model.out_channels)
+    assert InceptionBN().out_channels == (192, 320, 608, 1024)
+
+
 def test_preact_resnet_1001():
     model = PreActResNet(depth=1001)
     assert sum(p.numel() for p in model.parameters()) == 10_325_136

@@ -87,9 +87,10 @@ def paste_canvas(scans: np.ndarray, labels: np.ndarray, pool: np.ndarray, rng: n
     return (np.clip(canvas, 0, 1) * 255).astype(np.uint8), objects
 
 
-def voc_xml(img_id: str, objects: List[tuple]) -> str:
+def voc_xml(img_id: str, objects: List[tuple], width: int = CANVAS, height: int = CANVAS) -> str:
+    """A VOC annotation; objects are (class name, (xmin, ymin, xmax, ymax) 1-based, difficult)."""
     parts = [f'<annotation><folder>VOC2007</folder><filename>{img_id}.jpg</filename>',
-             f'<size><width>{CANVAS}</width><height>{CANVAS}</height><depth>3</depth></size>']
+             f'<size><width>{width}</width><height>{height}</height><depth>3</depth></size>']
     for name, (x1, y1, x2, y2), difficult in objects:
         parts.append(f'<object><name>{name}</name><pose>Unspecified</pose><truncated>0</truncated>'
                      f'<difficult>{int(difficult)}</difficult><bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin>'

@@ -11,10 +11,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def shapes(*tensors: Tensor) -> str:
-    return ', '.join(str(tuple(t.shape)) for t in tensors)
-
-
 def compute_dtype(x: Tensor) -> torch.dtype:
     return torch.promote_types(x.dtype, torch.float32)
 
