@@ -13,6 +13,7 @@ Every run goes through the configs in configs/demo/; a finished run (its result.
 unless --redo. Whatever numbers come out are the numbers reported.
 """
 import argparse
+import glob
 import json
 import os
 import os.path as osp
@@ -173,7 +174,6 @@ def loss_curves(work_dir: str, methods: List[str], path: str) -> None:
 
 
 def glob_scalars(run_dir: str) -> List[str]:
-    import glob
     return glob.glob(osp.join(run_dir, '*', 'vis_data', 'scalars.json'))
 
 
