@@ -1,8 +1,11 @@
 VENV := .venv
 PYTHON := $(VENV)/bin/python
-SETUP_STAMP := $(VENV)/.mmkd-setup
+# MMCV_OPS=torchvision (default: mmcv-lite + mmkd.ops) or compiled (mmcv built with its ops).
+MMCV_OPS ?= torchvision
+export MMCV_OPS
+SETUP_STAMP := $(VENV)/.mmkd-setup-$(MMCV_OPS)
 
-.PHONY: setup test demo bench clean
+.PHONY: setup test demo bench gpu-kit clean
 
 setup: $(SETUP_STAMP)
 
@@ -20,5 +23,9 @@ demo: setup
 bench: setup
 	$(PYTHON) tools/benchmark_losses.py
 
+# dist/gpu-kit/: wheels + install.sh for a GPU machine without a package index (README).
+gpu-kit: setup
+	bash tools/make_gpu_kit.sh --python $(PYTHON)
+
 clean:
-	rm -rf $(VENV) work_dirs
+	rm -rf $(VENV) work_dirs dist

@@ -1,7 +1,11 @@
 """mmkd: knowledge transfer (KD, FitNet, AT, FSP, NST, AB) into object detection on OpenMMLab."""
 from .checkpoint_safety import allow_mmengine_checkpoints
+from .ops import install_mmcv_ext
 from .version import __version__
 
+# Before anything imports mmcv.ops (mmdet's models do): with mmcv-lite, mmcv._ext comes from
+# torchvision; compiled ops, where installed, stay.
+install_mmcv_ext()
 allow_mmengine_checkpoints()
 
 # Importing registers every module, in pipeline order.
@@ -11,4 +15,4 @@ from . import models  # noqa: E402
 from . import datasets  # noqa: E402
 from . import evaluation  # noqa: E402
 
-__all__ = ['__version__', 'datasets', 'distill', 'evaluation', 'losses', 'models']
+__all__ = ['__version__', 'datasets', 'distill', 'evaluation', 'losses', 'models', 'ops']

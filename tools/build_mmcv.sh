@@ -67,7 +67,9 @@ PY
 
 "$python" -m pip install -q ninja packaging >&2
 export MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)}
-if [ "$flavour" = cuda ]; then export FORCE_CUDA=1; else export FORCE_CUDA=0; fi
+# mmcv's setup.py builds the CUDA kernels whenever it sees a GPU, FORCE_CUDA=0 or not: hide the GPUs
+# from a CPU build.
+if [ "$flavour" = cuda ]; then export FORCE_CUDA=1; else export FORCE_CUDA=0 CUDA_VISIBLE_DEVICES=; fi
 start=$(date +%s)
 "$python" -m pip wheel -v --no-deps --no-build-isolation "$src" -w "$work/dist" >&2
 echo "mmcv $MMCV_VERSION: built in $(( $(date +%s) - start )) s" >&2

@@ -27,7 +27,7 @@ def main() -> None:
     args = parser.parse_args()
     if not osp.isfile(args.src):
         raise FileNotFoundError(f'{args.src}: no such file.')
-    state_dict = torch.load(args.src, map_location='cpu')
+    state_dict = torch.load(args.src, map_location='cpu', weights_only=True)
     state_dict = state_dict.get('state_dict', state_dict)
     torch.save(dict(state_dict=convert(state_dict), meta=dict(converted_from=osp.basename(args.src))), args.dst)
     print(f'wrote {args.dst}')

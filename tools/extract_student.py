@@ -38,7 +38,7 @@ def main() -> None:
     args = parser.parse_args()
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint}: no such file.')
-    student = extract_student(torch.load(args.checkpoint, map_location='cpu'))
+    student = extract_student(torch.load(args.checkpoint, map_location='cpu', weights_only=True))
     torch.save(student, args.out)
     print(f'wrote {len(student["state_dict"])} student tensors to {args.out}')
 
