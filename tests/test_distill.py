@@ -181,7 +181,9 @@ def test_teacher_missing_file_and_strict_keys(tmp_path, teacher_checkpoint):
     torch.save(dict(state_dict=partial), tmp_path / 'partial.pth')
     with pytest.raises(RuntimeError, match=r'head\.weight'):
         build_teacher(dict(model=TEACHER, checkpoint=str(tmp_path / 'partial.pth'), strict=True))
-    build_teacher(dict(model=TEACHER, checkpoint=str(tmp_path / 'partial.pth')))  # reported, not fatal
+    with pytest.raises(RuntimeError, match=r'head\.weight'):  # strict by default
+        build_teacher(dict(model=TEACHER, checkpoint=str(tmp_path / 'partial.pth')))
+    build_teacher(dict(model=TEACHER, checkpoint=str(tmp_path / 'partial.pth'), strict=False))  # logged
 
 
 def test_teacher_from_config_file(tmp_path, teacher_checkpoint):

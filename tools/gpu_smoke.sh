@@ -37,9 +37,9 @@ data=$logs/data
 [ -n "$redo" ] && rm -f "$logs/$redo.done"
 
 if [ "$cpu" = 1 ]; then
-  device=cpu; iters=2; amp=(); det_scale='(160, 96)'; cls_scale=64; batch=2
+  device=cpu; iters=2; log_every=1; amp=(); det_scale='(160, 96)'; cls_scale=64; batch=2
 else
-  device=cuda; iters=20; amp=(--amp --cfg-options optim_wrapper.dtype=bfloat16); det_scale='(1000, 600)'
+  device=cuda; iters=20; log_every=5; amp=(--amp --cfg-options optim_wrapper.dtype=bfloat16); det_scale='(1000, 600)'
   cls_scale=224; batch=64
 fi
 
@@ -62,7 +62,7 @@ step_data() {
 train() {  # config work_dir [cfg-options...]
   local config=$1 work=$2; shift 2
   "$python" tools/train.py "$config" --work-dir "$work" "${amp[@]}" --cfg-options \
-    train_cfg.max_iters=$iters default_hooks.checkpoint.interval=$iters default_hooks.logger.interval=5 "$@"
+    train_cfg.max_iters=$iters default_hooks.checkpoint.interval=$iters default_hooks.logger.interval=$log_every "$@"
 }
 
 step_voc() {
