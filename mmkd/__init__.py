@@ -14,5 +14,6 @@ from . import distill  # noqa: E402
 from . import models  # noqa: E402
 from . import datasets  # noqa: E402
 from . import evaluation  # noqa: E402
+from . import engine  # noqa: E402
 
-__all__ = ['__version__', 'datasets', 'distill', 'evaluation', 'losses', 'models', 'ops']
+__all__ = ['__version__', 'datasets', 'distill', 'engine', 'evaluation', 'losses', 'models', 'ops']

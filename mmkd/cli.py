@@ -1,7 +1,12 @@
 """What tools/train.py and tools/test.py share: config arguments, loading, and building the runner."""
 import argparse
+import ast
+import gc
 import os
 import os.path as osp
+from typing import Optional
+
+import torch.distributed as dist
 
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
@@ -27,7 +32,15 @@ def load_config(args: argparse.Namespace) -> Config:
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     if not osp.isfile(args.config):
         raise FileNotFoundError(f'config {args.config}: no such file.')
-    cfg = Config.fromfile(args.config)
+    try:
+        cfg = Config.fromfile(args.config)
+    except SyntaxError as error:
+        # mmengine reports a syntax error in a _base_ file without naming the file.
+        culprit = _file_with_syntax_error(osp.abspath(args.config))
+        if culprit is None or culprit == osp.abspath(args.config):
+            raise
+        raise SyntaxError(f'config {args.config}: its _base_ file {culprit} has a syntax error: '
+                          f'line {error.lineno}: {error.msg}') from error
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
@@ -38,6 +51,52 @@ def load_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
+def _file_with_syntax_error(path: str, seen: Optional[set] = None) -> Optional[str]:
+    """The first file in ``path``'s ``_base_`` tree (local files only) that does not parse."""
+    seen = set() if seen is None else seen
+    if path in seen or not osp.isfile(path):
+        return None
+    seen.add(path)
+    try:
+        tree = ast.parse(open(path, encoding='utf-8').read(), filename=path)
+    except SyntaxError:
+        return path
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, 'id', None) == '_base_' for t in node.targets):
+            try:
+                bases = ast.literal_eval(node.value)
+            except ValueError:
+                continue
+            for base in [bases] if isinstance(bases, str) else bases:
+                if '::' not in base:
+                    found = _file_with_syntax_error(osp.normpath(osp.join(osp.dirname(path), base)), seen)
+                    if found:
+                        return found
+    return None
+
+
+def add_nonfinite_guard(cfg: Config) -> None:
+    """Every training run stops at the first non-finite loss unless its config says otherwise
+    (top-level ``nonfinite_guard``: a dict of ``mmkd.NonFiniteGuardHook`` options, or None)."""
+    guard = cfg.get('nonfinite_guard', {})
+    hooks = cfg.get('custom_hooks') or []
+    if guard is None or any(str(h.get('type', '')).endswith('NonFiniteGuardHook') for h in hooks):
+        return
+    cfg.custom_hooks = [*hooks, dict(type='mmkd.NonFiniteGuardHook', **guard)]
+
+
 def build_runner(cfg: Config) -> Runner:
     prepare_cpu_distributed(cfg)
     return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+
+
+def teardown_distributed() -> None:
+    """End the process group before the interpreter exits (call after dropping the runner, whose DDP
+    model holds the group). Otherwise a gloo worker thread can still be freeing a finished collective
+    at shutdown, when it can no longer take the GIL, and the rank aborts (SIGABRT) after a
+    successful run. The barrier lets every rank finish its last collective first."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    gc.collect()
+    dist.barrier()
+    dist.destroy_process_group()

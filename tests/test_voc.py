@@ -204,7 +204,7 @@ def run_tool(*args, cwd=REPO):
 @pytest.mark.slow
 def test_check_voc_reports_each_planted_fault(tmp_path):
     devkit = write_vocdevkit(tmp_path / 'VOCdevkit', np.random.default_rng(3))
-    clean = run_tool(osp.join(REPO, 'tools', 'check_voc.py'), str(devkit), '--years', '2007', '2012')
+    clean = run_tool(osp.join(REPO, 'tools', 'check_data.py'), 'voc', str(devkit), '--years', '2007', '2012')
     assert clean.returncode == 0 and 'no problems found' in clean.stdout, clean.stdout + clean.stderr
 
     voc07 = devkit / 'VOC2007'
@@ -219,11 +219,13 @@ def test_check_voc_reports_each_planted_fault(tmp_path):
     (voc07 / 'JPEGImages' / 'broken.jpg').write_bytes(b'not a jpeg')
     test_file = voc07 / 'ImageSets' / 'Main' / 'test.txt'
     test_file.write_text(test_file.read_text() + 'broken\n')                        # unreadable image
-    broken = run_tool(osp.join(REPO, 'tools', 'check_voc.py'), str(devkit), '--years', '2007', '2012')
+    broken = run_tool(osp.join(REPO, 'tools', 'check_data.py'), 'voc', str(devkit), '--years', '2007', '2012')
     assert broken.returncode == 1
-    for fault in (f'missing image: 1', 'unreadable XML: 1', 'box outside image: 1', 'unknown class: 1',
-                  'empty image set: 1', 'unreadable image: 1', 'missing annotation: 1'):
-        assert fault in broken.stdout, broken.stdout
+    lines = broken.stdout.splitlines()
+    for fault in ('missing image', 'unreadable XML', 'box outside image', 'unknown class',
+                  'empty image set', 'unreadable image', 'missing annotation'):
+        assert sum(line.startswith(fault + ': ') for line in lines) == 1, (fault, broken.stdout)
+    assert '7 problem(s)' in broken.stdout
     assert f'{train_ids[2]}.xml: object 0 (dog) box (100, 10, 200, 50) in 160x120' in broken.stdout
 
 

@@ -7,7 +7,7 @@ import argparse
 import os.path as osp
 
 import mmkd  # noqa: F401  (registers mmkd's modules; lets torch.load read mmengine checkpoints)
-from mmkd.cli import add_config_arguments, build_runner, load_config
+from mmkd.cli import add_config_arguments, build_runner, load_config, teardown_distributed
 
 
 def parse_args() -> argparse.Namespace:
@@ -30,7 +30,10 @@ def main() -> None:
             raise ValueError(f'--out {args.out}: the output file must be a .pkl or .pickle file.')
         evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
         cfg.test_evaluator = [*evaluators, dict(type='DumpResults', out_file_path=args.out)]
-    build_runner(cfg).test()
+    runner = build_runner(cfg)
+    runner.test()
+    del runner
+    teardown_distributed()
 
 
 if __name__ == '__main__':

@@ -7,9 +7,11 @@ import argparse
 import os.path as osp
 
 from mmengine.config import Config
+from mmengine.logging import print_log
+from mmengine.runner import find_latest_checkpoint
 
 import mmkd  # noqa: F401  (registers mmkd's modules; lets torch.load read mmengine checkpoints)
-from mmkd.cli import add_config_arguments, build_runner, load_config
+from mmkd.cli import add_config_arguments, add_nonfinite_guard, build_runner, load_config, teardown_distributed
 
 
 def parse_args() -> argparse.Namespace:
@@ -45,12 +47,21 @@ def main() -> None:
             raise ValueError('--auto-scale-lr needs auto_scale_lr=dict(base_batch_size=...) in the config.')
         cfg.auto_scale_lr.enable = True
     if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
+        # mmengine would log "Auto resumed from the latest checkpoint None." when there is none.
+        latest = find_latest_checkpoint(cfg.work_dir) if osp.isdir(cfg.work_dir) else None
+        if latest is None:
+            print_log(f'--resume: no checkpoint in {cfg.work_dir} yet: training from the start.',
+                      logger='current')
+        cfg.resume, cfg.load_from = latest is not None, latest
     elif args.resume is not None:
         if not osp.isfile(args.resume):
             raise FileNotFoundError(f'--resume {args.resume}: no such checkpoint file.')
         cfg.resume, cfg.load_from = True, args.resume
-    build_runner(cfg).train()
+    add_nonfinite_guard(cfg)
+    runner = build_runner(cfg)
+    runner.train()
+    del runner
+    teardown_distributed()
 
 
 if __name__ == '__main__':

@@ -2,6 +2,7 @@
 from typing import Dict, List, Optional
 
 import torch
+from mmengine.logging import print_log
 from mmengine.model import BaseModel
 from torch import Tensor, nn
 
@@ -19,7 +20,8 @@ class Distiller(BaseModel):
     saved under ``connectors.``; and a ``mmkd.GradATLoss`` term matches input gradients by double
     backpropagation. The student is saved under ``student.`` (``tools/extract_student.py`` writes
     it alone); the teacher is held outside the module tree, so it is never trained, switched to
-    train mode, initialised or saved. In val/test mode the Distiller is the student.
+    train mode, initialised or saved, but it follows the wrapper's ``.to()``/``.cuda()``/``.double()``.
+    In val/test mode the Distiller is the student.
     """
 
     def __init__(self, student: dict, teacher: dict, distill: List[dict], two_stage: Optional[dict] = None,
@@ -35,10 +37,37 @@ class Distiller(BaseModel):
         teacher_model = build_teacher(teacher)
         check_preprocessing(self.student, teacher_model)
         self.engine = DistillationEngine(self.student, teacher_model, distill, two_stage, self.connectors)
+        self._register_load_state_dict_pre_hook(self._student_keys_into_place)
 
     @property
     def teacher(self) -> nn.Module:
         return self.engine.teacher
+
+    def _apply(self, fn, *args, **kwargs):
+        # .to(), .cuda(), .double() ... reach the teacher too, although it is kept out of the module
+        # tree (never trained, initialised or saved): the input-gradient path runs it directly.
+        super()._apply(fn, *args, **kwargs)
+        self.engine.teacher._apply(fn, *args, **kwargs)
+        return self
+
+    def _student_keys_into_place(self, state_dict, prefix, *args) -> None:
+        """``load_from`` a plain student checkpoint (keys without ``student.``) fills the student,
+        instead of loading nothing; a checkpoint of neither kind is refused, naming its keys."""
+        keys = [k for k in state_dict if k.startswith(prefix)]
+        if not keys or any(k.startswith(prefix + 'student.') for k in keys):
+            return
+        own = set(self.student.state_dict())
+        fitting = sum(k[len(prefix):] in own for k in keys)
+        if not fitting:
+            raise ValueError(
+                f"checkpoint for mmkd.Distiller has no 'student.' keys and none of the student's own "
+                f"keys (it has {', '.join(keys[:3])}, ...): it is neither a Distiller nor a student "
+                'checkpoint of this model.')
+        for key in keys:
+            if not key.startswith(prefix + 'connectors.'):
+                state_dict[prefix + 'student.' + key[len(prefix):]] = state_dict.pop(key)
+        print_log(f"a plain student checkpoint: its keys were loaded under 'student.' ({fitting} of the "
+                  f'student\'s {len(own)} tensors fit).', logger='current')
 
     def forward(self, inputs: Tensor, data_samples=None, mode: str = 'tensor'):
         self.engine.student_forward_starts(mode if self.training else 'eval')

@@ -3,6 +3,7 @@
 # with VOC07's 11-point mAP at IoU 0.5, difficult objects ignored, every class's AP reported.
 _base_ = ['mmdet::pascal_voc/faster-rcnn_r50_fpn_1x_voc0712.py']
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
+default_scope = 'mmkd'  # mmdet's types through mmkd's registries, which name bad data files
 model = dict(
     backbone=dict(
         _delete_=True,

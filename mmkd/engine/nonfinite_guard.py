@@ -1,0 +1,109 @@
+"""Stop (or skip) at the first non-finite loss, before it reaches the weights or a checkpoint.
+
+``tools/train.py`` adds this hook to every run (both front doors, any mmdet model); a config sets
+it up, or switches it off, with a top-level ``nonfinite_guard``::
+
+    nonfinite_guard = dict(mode='stop')                 # default: stop at the first bad iteration
+    nonfinite_guard = dict(mode='skip', max_skips=10)   # skip bad iterations, stop at the 11th
+    nonfinite_guard = None                              # no guard
+
+The total loss is checked before ``backward`` (``optim_wrapper.update_params``), so a bad iteration
+never changes the weights; the error names the iteration and each non-finite term
+(``loss_nst=nan``). In distributed runs the ranks agree on the verdict, so they stop together
+instead of one rank hanging in an all-reduce. Checkpoints are checked before they are written: one
+with a non-finite weight is refused, so the last good checkpoint is never overwritten by it.
+"""
+import math
+from typing import Dict, Optional
+
+import torch
+import torch.distributed as dist
+from mmengine.hooks import Hook
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+
+from mmkd.registry import HOOKS
+
+MODES = ('stop', 'skip')
+
+
+class NonFiniteError(FloatingPointError):
+    """A loss term or a weight became NaN or infinite."""
+
+
+def _nonfinite_terms(losses: Optional[dict]) -> Dict[str, float]:
+    bad = {}
+    for name, value in (losses or {}).items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        total = sum(float(v.detach().float().sum()) for v in values if isinstance(v, torch.Tensor))
+        if not math.isfinite(total):
+            bad[name] = total
+    return bad
+
+
+@HOOKS.register_module()
+class NonFiniteGuardHook(Hook):
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self, mode: str = 'stop', max_skips: int = 10) -> None:
+        if mode not in MODES:
+            raise ValueError(f"nonfinite_guard mode={mode!r}: use 'stop' or 'skip'.")
+        self.mode = mode
+        self.max_skips = max_skips
+        self.skipped = 0
+        self._losses: Optional[dict] = None
+
+    def before_train(self, runner) -> None:
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        parse_losses = model.parse_losses
+
+        def remembering_parse_losses(losses):
+            self._losses = losses
+            return parse_losses(losses)
+
+        model.parse_losses = remembering_parse_losses
+        optim_wrapper = runner.optim_wrapper
+        update_params = optim_wrapper.update_params
+
+        def guarded_update_params(loss, *args, **kwargs):
+            if self._all_finite(loss):
+                return update_params(loss, *args, **kwargs)
+            self._bad_iteration(runner)
+            optim_wrapper.zero_grad()
+            return None
+
+        optim_wrapper.update_params = guarded_update_params
+
+    @staticmethod
+    def _all_finite(loss: torch.Tensor) -> bool:
+        bad = (~torch.isfinite(loss.detach())).any().float()
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            dist.all_reduce(bad)  # every rank takes the same branch
+        return not bool(bad)
+
+    def _bad_iteration(self, runner) -> None:
+        terms = _nonfinite_terms(self._losses)
+        where = (', '.join(f'{name}={value}' for name, value in terms.items())
+                 or 'on another rank')
+        what = f'non-finite loss at iteration {runner.iter + 1}: {where}'
+        if self.mode == 'skip' and self.skipped < self.max_skips:
+            self.skipped += 1
+            print_log(f'{what}; skipped without updating the weights ({self.skipped} of at most '
+                      f'{self.max_skips}).', logger='current', level=30)
+            return
+        skipped = f' after skipping {self.skipped} bad iterations' if self.skipped else ''
+        raise NonFiniteError(
+            f'{what}{skipped}. Training stopped before this update: the weights and the checkpoints '
+            f'in {runner.work_dir} are from the last good iteration (resume with --resume). Lower the '
+            'learning rate or the loss_weight of the named term, clip gradients '
+            '(optim_wrapper.clip_grad), or allow a few bad iterations with '
+            "nonfinite_guard = dict(mode='skip', max_skips=K).")
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        for name, value in checkpoint.get('state_dict', {}).items():
+            if isinstance(value, torch.Tensor) and value.is_floating_point() and \
+                    not bool(torch.isfinite(value).all()):
+                raise NonFiniteError(
+                    f'refusing to save the checkpoint of iteration {runner.iter}: weight {name} is not '
+                    f'finite. The checkpoints already in {runner.work_dir} are untouched.')
