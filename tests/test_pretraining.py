@@ -35,7 +35,13 @@ def test_inception_bn_stage_shapes_and_size():
     model = InceptionBN(out_indices=(0, 1, 2, 3)).eval()
     with torch.no_grad():
         outs = model(torch.randn(1, 3, 224, 224))
-    assert [tuple(o.shape[1:]) for o in outs] == [(192, 56, 56), (320, 28, 28), (608, 14, 14), (1024, 7, 7)]
+    # MXNet's pooling rounds down: 112 -> 55 -> 27 -> 14 -> 7 (the paper's in5b tap stays 7 x 7).
+    assert [tuple(o.shape[1:]) for o in outs] == [(192, 55, 55), (320, 27, 27), (608, 14, 14), (1024, 7, 7)]
+    stem = model.conv1(torch.randn(1, 3, 224, 224))
+    assert stem.shape[-1] == 112 and model.pool1(stem).shape[-1] == 55
+    with torch.no_grad():
+        ceil = InceptionBN(out_indices=(0, 1, 2, 3), ceil_mode=True).eval()(torch.randn(1, 3, 224, 224))
+    assert [o.shape[-1] for o in ceil] == [56, 28, 14, 7]
     # BN-Inception: 10.26 M in the backbone, 11.29 M with a 1000-way linear head (README).
     assert sum(p.numel() for p in model.parameters()) == 10_260_224
 
@@ -90,6 +96,24 @@ def test_preact_resnet_1001():
     assert out.shape == (2, 256, 8, 8) and (out >= 0).all()
     with pytest.raises(ValueError, match='9n \\+ 2'):
         PreActResNet(depth=100)
+
+
+def test_preact_bottleneck_stride_placement():
+    official, pytorch_style = PreActResNet(depth=164), PreActResNet(depth=164, style='pytorch')
+    first = official.layer2[0]  # the stride-2 block of stage 2
+    assert first.conv1.stride == (2, 2) and first.conv2.stride == (1, 1)
+    assert pytorch_style.layer2[0].conv1.stride == (1, 1) and pytorch_style.layer2[0].conv2.stride == (2, 2)
+    assert official.layer2[1].conv1.stride == official.layer2[1].conv2.stride == (1, 1)
+    assert [p.shape for p in official.parameters()] == [p.shape for p in pytorch_style.parameters()]
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 32, 32)
+    # The 1x1 stride samples the pre-activated map before the 3x3 sees it: same shapes, other values.
+    pytorch_style.load_state_dict(official.state_dict())
+    official.eval(), pytorch_style.eval()
+    a, b = official(x)[-1], pytorch_style(x)[-1]
+    assert a.shape == b.shape == (1, 256, 8, 8) and not torch.allclose(a, b)
+    with pytest.raises(ValueError, match="style must be 'caffe' or 'pytorch'"):
+        PreActResNet(depth=164, style='mxnet')
 
 
 def test_torchvision_resnet101_loads_with_no_missing_or_unexpected_keys(tmp_path):
@@ -294,3 +318,34 @@ def test_imagenet_config_trains_from_a_list_file(imagenet_tiny, teacher_checkpoi
     assert len(runner.train_dataloader.dataset) == 6
     runner.train()
     assert all('loss_nst' in r and 'loss_cls' in r for r in toy_parts.RecordLossesHook.records)
+
+
+@pytest.mark.parametrize('config', ['configs/imagenet/inception_bn_kd_resnet101.py',
+                                    'configs/cifar/inception_bn_kd_resnet1001_cifar10.py',
+                                    'configs/demo/digits_inception_bn_kd.py'])
+def test_kd_gradient_equals_the_nst_release(config):
+    """The release: SoftmaxOutput(z_s / T, label=softmax(z_t / T), grad_scale=16) with MXNet's
+    rescale_grad = 1 / N, i.e. dL/dz_s = (16 / T)(p_s - p_t) / N for each sample's logits."""
+    kd_term = next(term for term in Config.fromfile(osp.join(REPO, config)).model.distill
+                   if term['loss']['type'].endswith('KDLoss'))
+    loss = MODELS.build(kd_term['loss'])
+    gen = torch.Generator().manual_seed(0)
+    student = (torch.randn(8, 10, generator=gen, dtype=torch.float64) * 3).requires_grad_()
+    teacher = torch.randn(8, 10, generator=gen, dtype=torch.float64) * 3
+    grad, = torch.autograd.grad(loss(student, teacher), student)
+    t = loss.temperature
+    expected = 16 / t * (torch.softmax(student.detach() / t, 1) - torch.softmax(teacher / t, 1)) / len(student)
+    torch.testing.assert_close(grad, expected, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize('config', sorted(glob.glob(osp.join(REPO, 'configs', 'cifar', '*.py'))),
+                         ids=lambda c: osp.basename(c))
+def test_cifar_configs_normalise_with_their_own_data_set_statistics(config):
+    cifar100 = config.endswith('cifar100.py')
+    expected = [129.304, 124.070, 112.434] if cifar100 else [125.307, 122.961, 113.857]
+    model = Config.fromfile(config).model
+    models = [model]
+    if model.type == 'Distiller':
+        models = [model.student, Config.fromfile(model.teacher.config).model]
+    for m in models:
+        assert m.data_preprocessor.mean == expected and m.num_classes == (100 if cifar100 else 10)

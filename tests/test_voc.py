@@ -41,6 +41,13 @@ def backbone_checkpoints(tmp_path_factory):
     student = MODELS.build(Config.fromfile(osp.join(REPO, 'configs', 'imagenet', 'inception_bn_baseline.py')).model)
     paths = dict(student=str(root / 'student.pth'), resnet50=str(root / 'resnet50.pth'),
                  resnet101=str(root / 'resnet101.pth'), frcnn_r101=str(root / 'frcnn_r101.pth'))
+    # Distinct BN statistics, so a test can tell the loaded backbone from a freshly initialised one.
+    gen = torch.Generator().manual_seed(11)
+    for name, buffer in student.named_buffers():
+        if name.endswith('running_mean'):
+            buffer.copy_(torch.randn(buffer.shape, generator=gen) * 0.1)
+        elif name.endswith('running_var'):
+            buffer.copy_(torch.rand(buffer.shape, generator=gen) + 0.5)
     torch.save(dict(state_dict=student.state_dict()), paths['student'])
     # zero_init_residual: every block starts as the identity, so the random network's activations
     # stay bounded under the configs' frozen BN statistics (as a trained network's would).
@@ -112,10 +119,13 @@ def test_voc_config_trains_two_iterations(config, vocdevkit, backbone_checkpoint
     for record in records:
         assert expected <= set(record) and all(np.isfinite(v) for v in record.values())
     if 'InceptionBN' in cfg.model.backbone.type:
-        # The pretrained student initialised the whole backbone.
-        saved = torch.load(backbone_checkpoints['student'])['state_dict']
-        first_conv = runner.model.backbone.conv1.conv.weight
-        assert first_conv.shape == saved['backbone.conv1.conv.weight'].shape
+        # The pretrained student initialised the whole backbone: with norm_eval, training leaves the
+        # BN statistics as loaded, so they must equal the checkpoint's exactly.
+        saved = torch.load(backbone_checkpoints['student'], weights_only=True)['state_dict']
+        stats = {k: v for k, v in runner.model.backbone.state_dict().items() if k.endswith(('running_mean', 'running_var'))}
+        assert stats and all(torch.equal(v, saved[f'backbone.{k}']) for k, v in stats.items())
+        fresh = MODELS.build(cfg.model).backbone.state_dict()
+        assert not any(torch.equal(v, fresh[k]) for k, v in stats.items())
 
 
 # ------------------------------------------------------------------ evaluation

@@ -1,4 +1,3 @@
 # Inception-BN trained alone on CIFAR-100 (the "student" row).
-_base_ = ['../_base_/models/inception_bn_cifar.py', '../_base_/datasets/cifar100_bs128.py',
+_base_ = ['../_base_/models/inception_bn_cifar100.py', '../_base_/datasets/cifar100_bs128.py',
           '../_base_/schedules/cifar_sgd_400e.py', '../_base_/default_runtime.py']
-model = dict(num_classes=100)

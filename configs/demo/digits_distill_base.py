@@ -4,7 +4,9 @@
 _base_ = ['./digits_inception_bn_baseline.py']
 student_tap = 'backbone.in4d.preact'
 teacher_tap = dict(module='backbone.layer3.1.relu', io='input', call=1)
-kd_term = dict(loss=dict(type='KDLoss', temperature=4.0, loss_weight=16.0), student='head', teacher='head')
+# The release's SoftmaxOutput(z_s / T, label=softmax(z_t / T), grad_scale=16) gives the student logits
+# the gradient (16 / T)(p_s - p_t) per sample: KDLoss's T^2 factor at weight 1 (T = 4), not weight 16.
+kd_term = dict(loss=dict(type='KDLoss', temperature=4.0, loss_weight=1.0), student='head', teacher='head')
 at_term = dict(loss=dict(type='ATLoss', loss_weight=1000.0), student=student_tap, teacher=teacher_tap)
 fitnet_term = dict(loss=dict(type='FitNetLoss'), student=student_tap, teacher=teacher_tap,
                    connector=dict(type='ConvConnector', in_channels=152, out_channels=128))

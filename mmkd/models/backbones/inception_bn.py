@@ -4,13 +4,15 @@ Every block concatenates its branches' batch-normalised outputs *before* ReLU in
 (an identity module, so it can be tapped: ``backbone.in5b.preact`` is the paper's 1024 x 7 x 7 tap)
 and applies one ReLU to the concatenation, which equals a ReLU at the end of every branch.
 
-Shapes at 224 x 224 (ImageNet variant; pooling rounds up, as in Caffe/MXNet BN-Inception):
+Shapes at 224 x 224 (ImageNet variant). pool1 and pool2 are 3x3/2 max pools without padding that
+round down, as MXNet's ``Pooling`` does by default (``pooling_convention='valid'``); ``ceil_mode=True``
+rounds up instead (Caffe's BN-Inception: 56 and 28). Both reach 14 and 7 after the stride-2 blocks:
 
 =======  ==========================================  =================
 stage    modules                                      output
 =======  ==========================================  =================
-0        conv1 (7x7/2), pool1, conv2_red, conv2       192 x 56 x 56
-1        pool2, in3a (256), in3b                      320 x 28 x 28
+0        conv1 (7x7/2: 112), pool1, conv2_red, conv2  192 x 55 x 55
+1        pool2, in3a (256), in3b                      320 x 27 x 27
 2        in3c (576, /2), in4a, in4b (576), in4c, in4d 608 x 14 x 14
 3        in4e (1056, /2), in5a, in5b                  1024 x 7 x 7
 =======  ==========================================  =================
@@ -102,11 +104,12 @@ class InceptionBN(BaseModule):
         cifar: the 32 x 32 variant.
         widen_factor: multiplies every layer's width (rounded, at least 4), for small demos;
             ``out_channels`` gives the resulting stage widths (1.0: 192/320/608/1024).
+        ceil_mode: pool1/pool2 round up (Caffe) instead of down (MXNet, the default).
     """
 
     def __init__(self, out_indices: Sequence[int] = (3,), frozen_stages: int = -1, norm_eval: bool = False,
                  cifar: bool = False, widen_factor: float = 1.0, norm_cfg: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None) -> None:
+                 ceil_mode: bool = False, init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg or [dict(type='Kaiming', layer='Conv2d'),
                                                dict(type='Constant', val=1, layer='_BatchNorm')])
         if not set(out_indices) <= {0, 1, 2, 3} or not out_indices:
@@ -128,8 +131,8 @@ class InceptionBN(BaseModule):
             self.pool2 = nn.Identity()
         else:
             self.conv1 = ConvModule(3, stem, 7, stride=2, padding=3, norm_cfg=norm_cfg, act_cfg=dict(type='ReLU'))
-            self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
-            self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
+            self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=ceil_mode)
+            self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=ceil_mode)
         self.conv2_red = conv_bn(stem, stem, 1, norm_cfg)
         channels = width(192)
         self.conv2 = conv_bn(stem, channels, 3, norm_cfg)

@@ -39,13 +39,16 @@ class PreActBlock(nn.Module):
 
 
 class PreActBottleneck(PreActBlock):
-    """BN-ReLU-conv1x1, BN-ReLU-conv3x3 (stride), BN-ReLU-conv1x1 (4x), plus the shortcut."""
+    """BN-ReLU-conv1x1, BN-ReLU-conv3x3, BN-ReLU-conv1x1 (4x), plus the shortcut. ``style='caffe'``
+    (the official resnet-pre-act.lua) strides the first 1x1 convolution, ``'pytorch'`` the 3x3 (as
+    torchvision and mmdet's default do); the parameters are the same, the networks are not."""
     expansion = 4
 
-    def __init__(self, in_channels: int, planes: int, stride: int) -> None:
+    def __init__(self, in_channels: int, planes: int, stride: int, style: str = 'caffe') -> None:
         super().__init__(in_channels, planes, stride)
-        self.conv1 = nn.Conv2d(in_channels, planes, 1, bias=False)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        stride_1x1, stride_3x3 = (stride, 1) if style == 'caffe' else (1, stride)
+        self.conv1 = nn.Conv2d(in_channels, planes, 1, stride_1x1, bias=False)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride_3x3, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(planes)
         self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
 
@@ -57,9 +60,11 @@ class PreActBottleneck(PreActBlock):
 @MODELS.register_module()
 class PreActResNet(BaseModule):
     """Pre-activation ResNet for 32 x 32 inputs; returns the stages in ``out_indices`` (0-2), the
-    last one after the final BN-ReLU."""
+    last one after the final BN-ReLU. ``style`` places a bottleneck's stride: 'caffe' (default, as
+    the official code) on its first 1x1 convolution, 'pytorch' on its 3x3."""
 
-    def __init__(self, depth: int = 1001, out_indices: Sequence[int] = (2,), init_cfg: Optional[dict] = None) -> None:
+    def __init__(self, depth: int = 1001, out_indices: Sequence[int] = (2,), style: str = 'caffe',
+                 init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg or [dict(type='Kaiming', layer='Conv2d'),
                                                dict(type='Constant', val=1, layer='BatchNorm2d')])
         if (depth - 2) % 9 == 0 and depth >= 164:
@@ -68,6 +73,8 @@ class PreActResNet(BaseModule):
             block, blocks_per_stage = PreActBlock, (depth - 2) // 6
         else:
             raise ValueError(f'PreActResNet depth must be 9n + 2 (bottleneck, >= 164) or 6n + 2, got {depth}.')
+        if style not in ('caffe', 'pytorch'):
+            raise ValueError(f"PreActResNet style must be 'caffe' or 'pytorch', got {style!r}.")
         if not set(out_indices) <= {0, 1, 2} or not out_indices:
             raise ValueError(f'PreActResNet out_indices must be a non-empty subset of (0, 1, 2), got {out_indices}.')
         self.out_indices = tuple(out_indices)
@@ -76,7 +83,8 @@ class PreActResNet(BaseModule):
         for index, (planes, stride) in enumerate(((16, 1), (32, 2), (64, 2))):
             layers = []
             for i in range(blocks_per_stage):
-                layers.append(block(in_channels, planes, stride if i == 0 else 1))
+                extra = dict(style=style) if block is PreActBottleneck else {}
+                layers.append(block(in_channels, planes, stride if i == 0 else 1, **extra))
                 in_channels = planes * block.expansion
             self.add_module(f'layer{index + 1}', nn.Sequential(*layers))
         self.out_channels = in_channels
