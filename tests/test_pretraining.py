@@ -116,6 +116,27 @@ def test_preact_bottleneck_stride_placement():
         PreActResNet(depth=164, style='mxnet')
 
 
+@pytest.mark.parametrize('depth, blocks, params', [(8, 1, 74_640), (14, 2, 171_856), (26, 4, 366_288),
+                                                   (32, 5, 463_504)])
+def test_cifar_resnets_of_the_fsp_table(depth, blocks, params):
+    from mmkd.models import CifarResNet
+    model = CifarResNet(depth=depth, out_indices=(0, 1, 2)).eval()
+    assert len(model.layer1) == len(model.layer2) == len(model.layer3) == blocks
+    # Option A has no shortcut parameters; the same count gives ResNet-20 its known 0.27 M (269,072).
+    assert sum(p.numel() for p in model.parameters()) == params
+    outs = model(torch.randn(2, 3, 32, 32))
+    assert [tuple(o.shape[1:]) for o in outs] == [(16, 32, 32), (32, 16, 16), (64, 8, 8)]
+    # Option A: the stage-entry shortcut is the subsampled input, zero-padded to the new width.
+    block = model.layer2[0]
+    x = torch.randn(1, 16, 32, 32)
+    shortcut = block.shortcut(x)
+    assert torch.equal(shortcut[:, :16], x[:, :, ::2, ::2]) and not shortcut[:, 16:].any()
+    projected = CifarResNet(depth=depth, shortcut='B')
+    assert projected.layer2[0].projection is not None and projected.layer1[0].projection is None
+    with pytest.raises(ValueError, match='depth must be one of'):
+        CifarResNet(depth=9)
+
+
 def test_torchvision_resnet101_loads_with_no_missing_or_unexpected_keys(tmp_path):
     torchvision_ckpt = tmp_path / 'resnet101-torchvision.pth'
     torch.save(torchvision.models.resnet101().state_dict(), torchvision_ckpt)
@@ -226,10 +247,10 @@ def teacher_checkpoints(tmp_path_factory):
         paths[name] = str(root / f'{name}.pth')
         torch.save(dict(state_dict=convert(net.state_dict())), paths[name])
     init_default_scope('mmkd')
-    for classes in (10, 100):
-        cfg = Config.fromfile(osp.join(REPO, 'configs', 'cifar', f'preact_resnet1001_cifar{classes}.py'))
-        paths[f'resnet1001_cifar{classes}'] = str(root / f'resnet1001_cifar{classes}.pth')
-        torch.save(dict(state_dict=MODELS.build(cfg.model).state_dict()), paths[f'resnet1001_cifar{classes}'])
+    for name in ('preact_resnet1001_cifar10', 'preact_resnet1001_cifar100', 'resnet26_cifar10', 'resnet32_cifar100'):
+        cfg = Config.fromfile(osp.join(REPO, 'configs', 'cifar', f'{name}.py'))
+        paths[name] = str(root / f'{name}.pth')
+        torch.save(dict(state_dict=MODELS.build(cfg.model).state_dict()), paths[name])
     return paths
 
 
@@ -252,8 +273,11 @@ def shrink(cfg, data_root, work_dir, image_size):
 
 def teacher_for(config, checkpoints):
     name = osp.basename(config)
+    for teacher in ('resnet26_cifar10', 'resnet32_cifar100'):
+        if name.endswith(f'_{teacher}.py'):
+            return checkpoints[teacher]
     if 'cifar' in name:
-        return checkpoints['resnet1001_cifar100' if name.endswith('cifar100.py') else 'resnet1001_cifar10']
+        return checkpoints['preact_resnet1001_cifar100' if name.endswith('cifar100.py') else 'preact_resnet1001_cifar10']
     return checkpoints['resnet34' if 'resnet34' in name else 'resnet101']
 
 

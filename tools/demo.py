@@ -44,6 +44,13 @@ PROFILES = {
 }
 
 
+# The runs repeat exactly on one machine, but float sums depend on the CPU's vector kernels and the
+# thread count: on the development machine (AVX-512), forcing AVX2 kernels or one thread changed the
+# teacher's loss within 40 iterations. So the demo pins them (x86-64), unless the caller sets them.
+REPRODUCIBLE_CPU = dict(ATEN_CPU_CAPABILITY='avx2', ONEDNN_MAX_CPU_ISA='AVX2', MKL_CBWR='AVX2',
+                        OMP_NUM_THREADS='2') if platform.machine() in ('x86_64', 'AMD64') else {}
+
+
 class Demo:
 
     def __init__(self, work_dir: str, data_dir: str, profile: dict, redo: bool) -> None:
@@ -63,7 +70,8 @@ class Demo:
         """Run tools/<name>.py as a user would, its output into log; fail loudly with its tail."""
         with open(log, 'w') as f:
             proc = subprocess.run([sys.executable, osp.join(REPO, 'tools', f'{name}.py'), *args], cwd=REPO,
-                                  stdout=f, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED='1'))
+                                  stdout=f, stderr=subprocess.STDOUT,
+                                  env=dict(REPRODUCIBLE_CPU, **os.environ, PYTHONUNBUFFERED='1'))
         if proc.returncode != 0:
             with open(log) as f:
                 tail = f.read()[-3000:]

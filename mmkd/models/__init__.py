@@ -1,4 +1,4 @@
-from .backbones import InceptionBN, PreActResNet
+from .backbones import CifarResNet, InceptionBN, PreActResNet
 from .classifier import ImageClassifier
 
-__all__ = ['ImageClassifier', 'InceptionBN', 'PreActResNet']
+__all__ = ['CifarResNet', 'ImageClassifier', 'InceptionBN', 'PreActResNet']

@@ -1,4 +1,5 @@
+from .cifar_resnet import CifarResNet
 from .inception_bn import InceptionBN
 from .preact_resnet import PreActResNet
 
-__all__ = ['InceptionBN', 'PreActResNet']
+__all__ = ['CifarResNet', 'InceptionBN', 'PreActResNet']
