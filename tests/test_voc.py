@@ -270,3 +270,17 @@ def test_test_tool_and_compare_results(vocdevkit, backbone_checkpoints, tmp_path
     assert (out_dir / 'map.png').stat().st_size > 0
     assert '| baseline |' in (out_dir / 'results.md').read_text()
     shutil.rmtree(tmp_path / 'train')
+
+
+def test_published_numbers_have_one_home():
+    """The README's tables are the metafiles' (tools/compare_results.py --paper-table prints them)."""
+    from mmkd.metafile import all_results, markdown_table
+    readme = open(osp.join(REPO, 'README.md')).read()
+    for folder in ('imagenet', 'cifar', 'voc'):
+        assert markdown_table(osp.join(REPO, 'configs', folder, 'metafile.yml')) in readme, folder
+    rows = all_results(osp.join(REPO, 'configs'))
+    names = [(osp.dirname(r['Configs'][0]) if r['Configs'] else '', r['Name']) for r in rows]
+    assert len(names) == len(set(names))
+    voc = {r['Name']: r['Metrics']['mAP'] for r in rows if 'mAP' in r['Metrics']}
+    assert voc == {'baseline': 75.6, 'kd': 76.0, 'fitnet': 76.6, 'at': 76.5, 'nst-poly': 76.8, 'kd-nst': 77.2,
+                   'r50': 80.4}

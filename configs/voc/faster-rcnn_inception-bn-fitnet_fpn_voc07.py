@@ -1,4 +1,4 @@
-# Faster R-CNN whose Inception-BN backbone was pretrained by configs/imagenet/inception_bn_fitnet_resnet101.py (NST paper,
-# VOC2007 test mAP: 76.6). The pretrained student: tools/extract_student.py (baseline: the run's checkpoint).
+# Faster R-CNN whose Inception-BN backbone was pretrained by configs/imagenet/inception_bn_fitnet_resnet101.py.
+# Published mAP: configs/voc/metafile.yml. The pretrained student: tools/extract_student.py (baseline: the run's checkpoint).
 _base_ = ['../_base_/voc/faster-rcnn_inception-bn_fpn_voc07.py']
 model = dict(backbone=dict(init_cfg=dict(checkpoint='work_dirs/students/inception_bn_fitnet_resnet101.pth')))

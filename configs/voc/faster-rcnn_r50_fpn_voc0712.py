@@ -1,4 +1,4 @@
-# Reference: mmdet's Faster R-CNN R-50-FPN on VOC07+12 (mmdet's table: 80.4 mAP), with torchvision's
+# Reference: mmdet's Faster R-CNN R-50-FPN on VOC07+12 (mmdet's mAP: metafile.yml), with torchvision's
 # ImageNet weights from a local file (torchvision's names are mmdet ResNet's).
 _base_ = ['mmdet::pascal_voc/faster-rcnn_r50_fpn_1x_voc0712.py']
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
