@@ -97,6 +97,8 @@ def shrink_voc(cfg, vocdevkit, work_dir, checkpoints):
     backbone = cfg.model.backbone
     backbone.init_cfg.checkpoint = checkpoints['student'] if 'InceptionBN' in backbone.type else \
         checkpoints[f'resnet{backbone.depth}']
+    if cfg.model.roi_head.get('shared_head'):  # C4: the RoI head is the student's last stage
+        cfg.model.roi_head.shared_head.init_cfg.checkpoint = checkpoints['student']
     for hook in cfg.get('custom_hooks', []):
         if hook['type'] == 'mmkd.DistillationHook':
             hook['teacher']['checkpoint'] = checkpoints['frcnn_r101']
@@ -122,10 +124,17 @@ def test_voc_config_trains_two_iterations(config, vocdevkit, backbone_checkpoint
         # The pretrained student initialised the whole backbone: with norm_eval, training leaves the
         # BN statistics as loaded, so they must equal the checkpoint's exactly.
         saved = torch.load(backbone_checkpoints['student'], weights_only=True)['state_dict']
-        stats = {k: v for k, v in runner.model.backbone.state_dict().items() if k.endswith(('running_mean', 'running_var'))}
+        parts = [runner.model.backbone]
+        if cfg.model.roi_head.get('shared_head'):
+            parts.append(runner.model.roi_head.shared_head)  # C4: in4e, in5a, in5b
+        stats = {k: v for part in parts for k, v in part.state_dict().items()
+                 if k.endswith(('running_mean', 'running_var'))}
         assert stats and all(torch.equal(v, saved[f'backbone.{k}']) for k, v in stats.items())
-        fresh = MODELS.build(cfg.model).backbone.state_dict()
-        assert not any(torch.equal(v, fresh[k]) for k, v in stats.items())
+        assert len(stats) == sum(k.endswith(('running_mean', 'running_var')) for k in saved)
+        fresh = MODELS.build(cfg.model)
+        fresh_stats = {**fresh.backbone.state_dict(), **(fresh.roi_head.shared_head.state_dict()
+                                                          if fresh.roi_head.with_shared_head else {})}
+        assert not any(torch.equal(v, fresh_stats[k]) for k, v in stats.items())
 
 
 # ------------------------------------------------------------------ evaluation

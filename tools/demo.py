@@ -71,7 +71,7 @@ class Demo:
         with open(log, 'w') as f:
             proc = subprocess.run([sys.executable, osp.join(REPO, 'tools', f'{name}.py'), *args], cwd=REPO,
                                   stdout=f, stderr=subprocess.STDOUT,
-                                  env=dict(REPRODUCIBLE_CPU, **os.environ, PYTHONUNBUFFERED='1'))
+                                  env={**REPRODUCIBLE_CPU, **os.environ, 'PYTHONUNBUFFERED': '1'})
         if proc.returncode != 0:
             with open(log) as f:
                 tail = f.read()[-3000:]

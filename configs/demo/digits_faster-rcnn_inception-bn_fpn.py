@@ -3,7 +3,7 @@
 # evaluated with VOC07's 11-point mAP. tools/demo.py sets the backbone checkpoint per student.
 _base_ = ['mmdet::_base_/models/faster-rcnn_r50_fpn.py', 'mmdet::_base_/default_runtime.py']
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
-default_scope = 'mmkd'  # mmdet's types through mmkd's registries, which name bad data files
+default_scope = 'mmkd'  # types without an inherited _scope_ resolve in mmkd (its loaders name bad files)
 classes = tuple(f'digit_{k}' for k in range(10))
 model = dict(
     backbone=dict(

@@ -2,7 +2,7 @@
 # ImageNet weights from a local file (torchvision's names are mmdet ResNet's).
 _base_ = ['mmdet::pascal_voc/faster-rcnn_r50_fpn_1x_voc0712.py']
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
-default_scope = 'mmkd'  # mmdet's types through mmkd's registries, which name bad data files
+default_scope = 'mmkd'  # types without an inherited _scope_ resolve in mmkd (its loaders name bad files)
 model = dict(backbone=dict(init_cfg=dict(type='Pretrained', checkpoint='data/pretrained/resnet50-0676ba61.pth')))
 val_evaluator = dict(_delete_=True, type='mmkd.VOC07Metric')
 test_evaluator = val_evaluator

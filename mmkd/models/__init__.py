@@ -1,4 +1,4 @@
-from .backbones import CifarResNet, InceptionBN, PreActResNet
+from .backbones import CifarResNet, InceptionBN, InceptionBNHead, PreActResNet
 from .classifier import ImageClassifier
 
-__all__ = ['CifarResNet', 'ImageClassifier', 'InceptionBN', 'PreActResNet']
+__all__ = ['CifarResNet', 'ImageClassifier', 'InceptionBN', 'InceptionBNHead', 'PreActResNet']

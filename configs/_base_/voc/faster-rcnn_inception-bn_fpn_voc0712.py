@@ -3,7 +3,7 @@
 # with VOC07's 11-point mAP at IoU 0.5, difficult objects ignored, every class's AP reported.
 _base_ = ['mmdet::pascal_voc/faster-rcnn_r50_fpn_1x_voc0712.py']
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
-default_scope = 'mmkd'  # mmdet's types through mmkd's registries, which name bad data files
+default_scope = 'mmkd'  # types without an inherited _scope_ resolve in mmkd (its loaders name bad files)
 model = dict(
     backbone=dict(
         _delete_=True,
@@ -16,4 +16,13 @@ model = dict(
                       checkpoint='work_dirs/students/inception_bn_baseline.pth')),
     neck=dict(in_channels=[192, 320, 608, 1024]))
 val_evaluator = dict(_delete_=True, type='mmkd.VOC07Metric')
+# The VOC2007-only training set, which the _voc07 configs put in place of VOC07+12.
+voc07_trainval = dict(
+    _delete_=True,
+    type='VOCDataset',
+    data_root={{_base_.data_root}},
+    ann_file='VOC2007/ImageSets/Main/trainval.txt',
+    data_prefix=dict(sub_data_root='VOC2007/'),
+    filter_cfg=dict(filter_empty_gt=True, min_size=32, bbox_min_size=32),
+    pipeline={{_base_.train_pipeline}})
 test_evaluator = val_evaluator

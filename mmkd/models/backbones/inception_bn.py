@@ -92,6 +92,33 @@ INCEPTION_BLOCKS: Dict[str, tuple] = {
 }
 
 
+#: the blocks of each stage (stage 3 is also the C4 detector's RoI head, InceptionBNHead)
+STAGES: Tuple[Tuple[str, ...], ...] = (
+    ('conv1', 'pool1', 'conv2_red', 'conv2'),
+    ('pool2', 'in3a', 'in3b'),
+    ('in3c', 'in4a', 'in4b', 'in4c', 'in4d'),
+    ('in4e', 'in5a', 'in5b'),
+)
+
+
+def add_inception_blocks(module: nn.Module, names: Sequence[str], channels: int, widen_factor: float,
+                         norm_cfg: dict) -> Dict[str, int]:
+    """Adds the named blocks of INCEPTION_BLOCKS to ``module`` in order; returns their output widths."""
+    widths = {}
+    for name in names:
+        kind, settings = INCEPTION_BLOCKS[name]
+        settings = [s if isinstance(s, str) else scaled(s, widen_factor) for s in settings]
+        factory = inception_a if kind == 'a' else inception_b
+        block, channels = factory(channels, *settings, norm_cfg=norm_cfg)
+        module.add_module(name, block)
+        widths[name] = channels
+    return widths
+
+
+def scaled(channels: int, widen_factor: float) -> int:
+    return max(4, int(round(channels * widen_factor)))
+
+
 @MODELS.register_module()
 class InceptionBN(BaseModule):
     """BN-Inception backbone for classification and detection (mmdet-style arguments).
@@ -105,16 +132,21 @@ class InceptionBN(BaseModule):
         widen_factor: multiplies every layer's width (rounded, at least 4), for small demos;
             ``out_channels`` gives the resulting stage widths (1.0: 192/320/608/1024).
         ceil_mode: pool1/pool2 round up (Caffe) instead of down (MXNet, the default).
+        num_stages: build stages 0..num_stages-1 only; 3 for a C4 detector, whose RoI head
+            (``mmkd.InceptionBNHead``) runs stage 3 on each RoI.
     """
 
     def __init__(self, out_indices: Sequence[int] = (3,), frozen_stages: int = -1, norm_eval: bool = False,
                  cifar: bool = False, widen_factor: float = 1.0, norm_cfg: Optional[dict] = None,
-                 ceil_mode: bool = False, init_cfg: Optional[dict] = None) -> None:
+                 ceil_mode: bool = False, num_stages: int = 4, init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg or [dict(type='Kaiming', layer='Conv2d'),
                                                dict(type='Constant', val=1, layer='_BatchNorm')])
-        if not set(out_indices) <= {0, 1, 2, 3} or not out_indices:
-            raise ValueError(f'InceptionBN out_indices must be a non-empty subset of (0, 1, 2, 3), got {out_indices}.')
-        if not -1 <= frozen_stages <= 3:
+        if not 1 <= num_stages <= 4:
+            raise ValueError(f'InceptionBN num_stages must be 1..4, got {num_stages}.')
+        if not set(out_indices) <= set(range(num_stages)) or not out_indices:
+            raise ValueError(f'InceptionBN out_indices must be a non-empty subset of the {num_stages} stages '
+                             f'{tuple(range(num_stages))}, got {out_indices}.')
+        if not -1 <= frozen_stages < num_stages:
             raise ValueError(f'InceptionBN frozen_stages must be in -1..3, got {frozen_stages}.')
         self.out_indices = tuple(out_indices)
         self.frozen_stages = frozen_stages
@@ -122,7 +154,7 @@ class InceptionBN(BaseModule):
         norm_cfg = norm_cfg or dict(type='BN')
 
         def width(channels: int) -> int:
-            return max(4, int(round(channels * widen_factor)))
+            return scaled(channels, widen_factor)
 
         stem = width(64)
         if cifar:
@@ -137,18 +169,9 @@ class InceptionBN(BaseModule):
         channels = width(192)
         self.conv2 = conv_bn(stem, channels, 3, norm_cfg)
         stage_channels = {'conv2': channels}
-        for name, (kind, settings) in INCEPTION_BLOCKS.items():
-            settings = [s if isinstance(s, str) else width(s) for s in settings]
-            factory = inception_a if kind == 'a' else inception_b
-            block, channels = factory(channels, *settings, norm_cfg=norm_cfg)
-            self.add_module(name, block)
-            stage_channels[name] = channels
-        self.stages: List[List[str]] = [
-            ['conv1', 'pool1', 'conv2_red', 'conv2'],
-            ['pool2', 'in3a', 'in3b'],
-            ['in3c', 'in4a', 'in4b', 'in4c', 'in4d'],
-            ['in4e', 'in5a', 'in5b'],
-        ]
+        self.stages = [list(stage) for stage in STAGES[:num_stages]]
+        blocks = [name for stage in self.stages for name in stage if name in INCEPTION_BLOCKS]
+        stage_channels.update(add_inception_blocks(self, blocks, channels, widen_factor, norm_cfg))
         self.out_channels = tuple(stage_channels[stage[-1]] for stage in self.stages)
         self._freeze_stages()
 
@@ -172,6 +195,44 @@ class InceptionBN(BaseModule):
     def train(self, mode: bool = True) -> 'InceptionBN':
         super().train(mode)
         self._freeze_stages()
+        if mode and self.norm_eval:
+            for module in self.modules():
+                if isinstance(module, _BatchNorm):
+                    module.eval()
+        return self
+
+
+@MODELS.register_module()
+class InceptionBNHead(BaseModule):
+    """Inception-BN's last stage (in4e, in5a, in5b) as the RoI head of a C4 Faster R-CNN, the way
+    mx-rcnn and mmdet's ``faster-rcnn_r50-caffe-c4`` use ResNet's last stage: RPN and RoI pooling
+    on stage 2 (in4d, stride 16), this head on each 14 x 14 RoI feature (-> 1024 x 7 x 7)::
+
+        backbone=dict(type='mmkd.InceptionBN', num_stages=3, out_indices=(2,), ...),
+        roi_head=dict(shared_head=dict(type='mmkd.InceptionBNHead', norm_eval=True, init_cfg=dict(
+            type='Pretrained', prefix='backbone.', checkpoint='student.pth')), ...)
+
+    Its blocks carry the backbone's names, so a pretrained Inception-BN's ``backbone.in4e.*`` ...
+    keys load into it with ``prefix='backbone.'``.
+    """
+
+    def __init__(self, widen_factor: float = 1.0, norm_eval: bool = True, norm_cfg: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg or [dict(type='Kaiming', layer='Conv2d'),
+                                               dict(type='Constant', val=1, layer='_BatchNorm')])
+        self.norm_eval = norm_eval
+        _, (c1, _, c3, _, d3, _, proj) = INCEPTION_BLOCKS['in4d']  # the stage-2 output feeds this head
+        in_channels = sum(scaled(c, widen_factor) for c in (c1, c3, d3, proj))
+        widths = add_inception_blocks(self, STAGES[3], in_channels, widen_factor, norm_cfg or dict(type='BN'))
+        self.in_channels, self.out_channels = in_channels, widths[STAGES[3][-1]]
+
+    def forward(self, x: Tensor) -> Tensor:
+        for name in STAGES[3]:
+            x = getattr(self, name)(x)
+        return x
+
+    def train(self, mode: bool = True) -> 'InceptionBNHead':
+        super().train(mode)
         if mode and self.norm_eval:
             for module in self.modules():
                 if isinstance(module, _BatchNorm):
