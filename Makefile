@@ -14,7 +14,7 @@ $(SETUP_STAMP): pyproject.toml requirements/constraints.txt tools/setup_env.sh t
 	touch $@
 
 test: setup
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q -rs
 
 # DEMO_ARGS="--methods kd nst_poly" runs a subset; "--redo" reruns finished runs.
 demo: setup

@@ -1,9 +1,3 @@
-# FITNET (two stages), CIFAR ResNet-32 -> ResNet-14 on CIFAR-100: FSP's CIFAR table (configs/cifar/metafile.yml).
-_base_ = ['./resnet14_cifar100.py', '../_base_/distill/cifar_resnet_fsp_fitnet.py']
-model = dict(
-    _delete_=True,
-    type='Distiller',
-    student={{_base_.model}},
-    teacher=dict(config='{{ fileDirname }}/resnet32_cifar100.py', checkpoint='work_dirs/resnet32_cifar100/iter_64000.pth'),
-    two_stage={{_base_.two_stage}},
-    distill={{_base_.fitnet_terms}})
+# FITNET (two stages), CIFAR ResNet-32 -> ResNet-14 on CIFAR-100: FSP's CIFAR table (metafile.yml).
+_base_ = ['../_base_/distill/cifar100_resnet32_to_resnet14.py']
+model = dict(distill={{_base_.fitnet_terms}})
