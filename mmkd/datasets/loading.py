@@ -3,7 +3,6 @@
 Registered under mmcv's and mmdet's own names, so ``type='LoadImageFromFile'`` and
 ``type='VOCDataset'`` resolve to these in configs with ``default_scope = 'mmkd'`` (all of mmkd's).
 """
-import os
 import os.path as osp
 
 from mmcv.transforms import LoadImageFromFile as MMCVLoadImageFromFile
@@ -44,7 +43,7 @@ class LoadImageFromFile(MMCVLoadImageFromFile):
         except Exception as error:
             if self.ignore_empty:
                 return None
-            if osp.isfile(filename) and not os.path.getsize(filename):
+            if osp.isfile(filename) and not osp.getsize(filename):
                 detail = 'empty file (0 bytes)'
             elif osp.isfile(filename) and is_truncated_jpeg(filename):
                 detail = 'truncated JPEG (no end-of-image marker)'
