@@ -1,24 +1,34 @@
-"""``nms`` as mmcv's compiled CPU kernel computes it (mmcv/ops/csrc/pytorch/cpu/nms.cpp).
+"""``nms`` as mmcv's compiled kernels compute it (mmcv/ops/csrc/pytorch/{cpu/nms.cpp,cuda/nms_cuda.cu}).
 
-mmcv's kernel, for boxes sorted by ``scores.sort(0, descending=True)``, keeps a box unless a kept
-box before it overlaps it by ``IoU > iou_threshold``, where (all in float32)
+Both kernels sort the boxes with ``scores.sort(0, descending=True)`` on the boxes' device and keep a
+box unless a kept box before it overlaps it too much, where (all in float32)
 
     area = (x2 - x1 + offset) * (y2 - y1 + offset)
     inter = max(0, min(x2) - max(x1) + offset) * max(0, min(y2) - max(y1) + offset)
-    IoU = inter / (area_i + area_j - inter)
+    union = area_i + area_j - inter
+    CPU kernel:   inter / union > iou_threshold
+    CUDA kernel:  inter > iou_threshold * union
 
-and returns the kept indices in that sorted order. torchvision's ``nms`` runs the same greedy pass
-with the same float32 arithmetic for ``offset=0``, but differs in two details that change keep lists:
-it compares the IoU against the threshold in float64 (mmcv's C++ signature takes a ``float``), and it
-orders equal scores by its own sort. We therefore round the threshold to float32 and hand torchvision
-the boxes already in mmcv's order with strictly decreasing stand-in scores, so its sort is the
-identity. ``offset=1`` (legacy configs) has no torchvision counterpart: it runs the greedy pass here
-over the full IoU matrix, O(N^2) memory.
+and return the kept indices in that sorted order. The two tests disagree where the IoU lies within a
+float32 rounding of the threshold (integer boxes at an IoU of exactly 0.7, say), and the CPU and the
+CUDA sort order equal scores differently, so mmcv's CPU and CUDA results differ in those cases; we
+follow the kernel of the device the boxes are on.
+
+CPU, ``offset=0``: torchvision's ``nms`` runs the CPU kernel's test, but compares in float64 (mmcv's
+C++ signature takes a ``float``) and orders equal scores by its own sort; we round the threshold to
+float32 and hand it the boxes already in mmcv's order with strictly decreasing stand-in scores, so
+its sort is the identity. CUDA, and ``offset=1`` (legacy configs), have no torchvision counterpart:
+:func:`greedy_nms` computes the overlap bits on the device in row blocks (as mmcv's CUDA kernel
+does) and runs the greedy pass over them on the host.
 """
 import numpy as np
 import torch
 from torch import Tensor
 from torchvision.ops import nms as torchvision_nms
+
+# Rows of the N x N overlap test computed at once: bounds the temporaries to ~16 MB each.
+_BLOCK_ELEMENTS = 1 << 22
+_BIT_WEIGHTS = (128, 64, 32, 16, 8, 4, 2, 1)   # np.packbits' (big-endian) order within a byte
 
 
 def _float32(value: float) -> float:
@@ -27,6 +37,8 @@ def _float32(value: float) -> float:
 
 def nms(boxes: Tensor, scores: Tensor, iou_threshold: float, offset: int) -> Tensor:
     """Indices of the kept boxes, highest score first (mmcv ``ext_module.nms``)."""
+    if offset not in (0, 1):
+        raise ValueError(f'nms: offset must be 0 or 1 (mmcv), got {offset}.')
     if boxes.numel() == 0:
         return boxes.new_empty((0, ), dtype=torch.long)
     # The very call mmcv makes, on the same device, so equal scores are ordered as mmcv orders them.
@@ -34,25 +46,43 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float, offset: int) -> Ten
     # mmcv's kernels read float32 (half boxes under AMP are widened, as torchvision's autocast does).
     sorted_boxes = boxes.index_select(0, order).float()
     threshold = _float32(iou_threshold)
-    if offset == 0:
+    if boxes.is_cuda:
+        keep = greedy_nms(sorted_boxes, threshold, offset, kernel='cuda')
+    elif offset == 0:
         ranks = torch.arange(order.numel(), 0, -1, dtype=torch.float32, device=boxes.device)
         keep = torchvision_nms(sorted_boxes, ranks, threshold)
-    elif offset == 1:
-        keep = _greedy_nms_with_offset(sorted_boxes, threshold, offset)
     else:
-        raise ValueError(f'nms: offset must be 0 or 1 (mmcv), got {offset}.')
+        keep = greedy_nms(sorted_boxes, threshold, offset, kernel='cpu')
     return order.index_select(0, keep)
 
 
-def _greedy_nms_with_offset(boxes: Tensor, threshold: float, offset: int) -> Tensor:
+def greedy_nms(boxes: Tensor, threshold: float, offset: int, kernel: str) -> Tensor:
+    """Kept rows of ``boxes`` (float32, already in score order) under mmcv's ``kernel`` test
+    ('cpu': inter / union > threshold, 'cuda': inter > threshold * union)."""
+    if kernel not in ('cpu', 'cuda'):
+        raise ValueError(f"greedy_nms: kernel must be 'cpu' or 'cuda', got {kernel!r}.")
+    n = boxes.shape[0]
     x1, y1, x2, y2 = boxes.unbind(1)
     areas = (x2 - x1 + offset) * (y2 - y1 + offset)
-    width = (torch.minimum(x2[:, None], x2[None]) - torch.maximum(x1[:, None], x1[None]) + offset)
-    height = (torch.minimum(y2[:, None], y2[None]) - torch.maximum(y1[:, None], y1[None]) + offset)
-    inter = width.clamp(min=0) * height.clamp(min=0)
-    overlaps = (inter / (areas[:, None] + areas[None] - inter) > threshold).cpu().numpy()
-    selected = np.ones(len(boxes), dtype=bool)
-    for i in range(len(boxes)):
-        if selected[i]:
-            selected[i + 1:] &= ~overlaps[i, i + 1:]
-    return torch.from_numpy(np.flatnonzero(selected)).to(boxes.device)
+    padded = -(-n // 8) * 8
+    weights = torch.tensor(_BIT_WEIGHTS, dtype=torch.uint8, device=boxes.device)
+    rows = max(1, _BLOCK_ELEMENTS // padded)
+    bits = []
+    for start in range(0, n, rows):
+        block = slice(start, start + rows)
+        width = (torch.minimum(x2[block, None], x2) - torch.maximum(x1[block, None], x1) + offset)
+        height = (torch.minimum(y2[block, None], y2) - torch.maximum(y1[block, None], y1) + offset)
+        inter = width.clamp(min=0) * height.clamp(min=0)
+        union = areas[block, None] + areas - inter
+        over = inter / union > threshold if kernel == 'cpu' else inter > threshold * union
+        over = torch.nn.functional.pad(over, (0, padded - n)).view(over.shape[0], -1, 8)
+        bits.append((over * weights).sum(-1, dtype=torch.uint8))
+    # One transfer of N x N/8 bytes, then mmcv's host-side pass: keep i unless a kept box removed it.
+    bits = torch.cat(bits).cpu().numpy()
+    removed = np.zeros(padded // 8, dtype=np.uint8)
+    keep = []
+    for i in range(n):
+        if not removed[i >> 3] & (128 >> (i & 7)):
+            keep.append(i)
+            removed |= bits[i]
+    return torch.tensor(keep, dtype=torch.long, device=boxes.device)
