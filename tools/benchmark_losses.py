@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 import mmkd  # noqa: F401
+from mmkd.benchmark import peak_mib
 from mmkd.registry import MODELS
 
 SHAPES = [(32, 1024, 2048, 7, 7), (8, 256, 256, 56, 56), (2, 256, 256, 100, 168)]
@@ -83,14 +84,6 @@ def naive_fitnet(s, t):
 
 
 # ------------------------------------------------------------------ measurement
-def rss_kib(field: str) -> int:
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith(field + ':'):
-                return int(line.split()[1])
-    raise RuntimeError(f'{field} not in /proc/self/status')
-
-
 def fwd_bwd(loss_fn: Callable, inputs: List[torch.Tensor]) -> float:
     value = loss_fn(*inputs)
     value.backward()
@@ -103,12 +96,9 @@ def measure(loss_fn: Callable, make_inputs: Callable, repeats: int) -> Tuple[flo
     """(median ms, peak extra MiB, value) of forward+backward."""
     inputs = make_inputs()
     fwd_bwd(loss_fn, inputs)  # warm-up
-    gc.collect()
-    with open('/proc/self/clear_refs', 'w') as f:
-        f.write('5')  # reset VmHWM to the current RSS
-    base = rss_kib('VmRSS')
-    value = fwd_bwd(loss_fn, inputs)
-    peak_mib = (rss_kib('VmHWM') - base) / 1024
+    values = []
+    peak = peak_mib(lambda: values.append(fwd_bwd(loss_fn, inputs)), torch.device('cpu'))
+    value = values[0]
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -116,7 +106,7 @@ def measure(loss_fn: Callable, make_inputs: Callable, repeats: int) -> Tuple[flo
         times.append((time.perf_counter() - start) * 1000)
     del inputs
     gc.collect()
-    return statistics.median(times), peak_mib, value
+    return statistics.median(times), peak, value
 
 
 def cases(shape) -> Dict[str, Tuple[Callable, Callable, Callable]]:

@@ -2,6 +2,7 @@
 
     python tools/check_mmcv_ops.py [--device cuda]   # mmkd.ops (torchvision) vs the golden outputs
     python tools/check_mmcv_ops.py --record          # with compiled mmcv: rewrite the golden outputs
+    python tools/check_mmcv_ops.py --device cuda --timing   # also: NMS time, mmkd vs torchvision
 
 Prints, per op, the cases checked, NMS keep lists that differ and RoIAlign's largest absolute
 differences; exits 1 when a keep list differs or RoIAlign differs by more than --atol (0 on the CPU,
@@ -10,14 +11,34 @@ where the ops are bit-identical; CUDA's bilinear sums may round differently, hen
 import argparse
 import json
 import os.path as osp
+import statistics
 import sys
 
+import torch
+import torchvision
+
 import mmkd  # noqa: F401  (installs mmcv._ext from torchvision where mmcv has no compiled ops)
+from mmkd.benchmark import timed_ms
 from mmkd.ops import TorchvisionExt, mmcv_ops_backend
 from mmkd.ops.equivalence import compare_to_golden, load_golden, record
 
 GOLDEN = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tests', 'fixtures',
                   'mmcv_ops_golden.pt')
+
+
+def print_nms_timing(device: torch.device) -> None:
+    """mmkd's nms (mmcv's kernel exactly) next to torchvision's on RPN-sized inputs, median ms."""
+    ext = TorchvisionExt()
+    generator = torch.Generator().manual_seed(0)
+    for n in (1000, 4000, 10000):
+        xy = torch.rand(n, 2, generator=generator) * 900
+        boxes = torch.cat([xy, xy + 16 + torch.rand(n, 2, generator=generator) * 200], 1).to(device)
+        scores = torch.rand(n, generator=generator).to(device)
+        ours = statistics.median(timed_ms(lambda: ext.nms(boxes, scores, iou_threshold=0.7, offset=0), device)
+                                 for _ in range(11))
+        theirs = statistics.median(timed_ms(lambda: torchvision.ops.nms(boxes, scores, 0.7), device)
+                                   for _ in range(11))
+        print(f'nms n={n} on {device}: mmkd {ours:.2f} ms, torchvision {theirs:.2f} ms')
 
 
 def main() -> int:
@@ -27,7 +48,11 @@ def main() -> int:
     parser.add_argument('--atol', type=float, default=0.0, help='RoIAlign tolerance (0: bit-identical)')
     parser.add_argument('--record', action='store_true',
                         help='run the compiled kernels and rewrite --golden (needs compiled mmcv)')
+    parser.add_argument('--timing', action='store_true',
+                        help="time mmkd's nms against torchvision's on --device (RPN-sized inputs)")
     args = parser.parse_args()
+    if args.timing:
+        print_nms_timing(torch.device(args.device))
     if args.record:
         if mmcv_ops_backend() != 'compiled':
             sys.exit('--record needs mmcv with compiled ops (`make setup MMCV_OPS=compiled`) and '

@@ -9,7 +9,6 @@ from torch import Tensor, nn
 from mmkd.registry import MODELS
 from .engine import DistillationEngine
 from .schedules import Progress
-from .teacher import build_teacher, check_preprocessing
 
 
 @MODELS.register_module()
@@ -34,9 +33,8 @@ class Distiller(BaseModel):
         super().__init__(data_preprocessor=student_model.data_preprocessor, init_cfg=init_cfg)
         self.student = student_model
         self.connectors = nn.ModuleDict()
-        teacher_model = build_teacher(teacher)
-        check_preprocessing(self.student, teacher_model)
-        self.engine = DistillationEngine(self.student, teacher_model, distill, two_stage, self.connectors)
+        self.engine = DistillationEngine.from_config(self.student, teacher, distill, two_stage,
+                                                     self.connectors)
         self._register_load_state_dict_pre_hook(self._student_keys_into_place)
 
     @property

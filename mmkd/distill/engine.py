@@ -7,6 +7,7 @@ their schedules, and adds the active terms to the student's loss dict::
     losses = student(inputs, data_samples, mode='loss')
     losses = engine.add_terms(losses, inputs, data_samples)
 """
+import contextlib
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -15,7 +16,8 @@ from torch import Tensor, nn
 
 from mmkd.registry import MODELS
 from .schedules import Progress, TermSchedule, TwoStage
-from .taps import FeatureRecorder, Tap, TapSpec
+from .taps import FeatureRecorder, Tap, TapsComplete, TapSpec
+from .teacher import build_teacher, check_preprocessing
 
 STAGES = (1, 2, 'both')
 
@@ -99,22 +101,59 @@ def scale_task_losses(losses: Dict[str, Union[Tensor, List[Tensor]]], factor: fl
             losses[key] = [v * factor for v in value] if isinstance(value, (list, tuple)) else value * factor
 
 
+#: ``teacher=dict(..., precision=...)``: the autocast the frozen teacher's forward runs under.
+#: 'auto' keeps the caller's (the student's AMP, or none); the loss terms are computed in float32
+#: whatever the teacher ran in.
+TEACHER_PRECISIONS = {'auto': None, 'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
 class DistillationEngine:
+    """Terms, taps and the teacher's forward. ``teacher_precision`` (a key of
+    :data:`TEACHER_PRECISIONS`) and ``teacher_channels_last`` choose how the frozen teacher runs:
+    ``'bf16'`` with channels_last is the fast choice on GPUs with bf16 matrix units (Ampere and
+    later; docs/benchmarks.md measures the change of each loss value)."""
 
     def __init__(self, student: nn.Module, teacher: nn.Module, distill: List[dict],
-                 two_stage: Optional[dict] = None, connectors: Optional[nn.ModuleDict] = None) -> None:
+                 two_stage: Optional[dict] = None, connectors: Optional[nn.ModuleDict] = None,
+                 teacher_precision: str = 'auto', teacher_channels_last: bool = False) -> None:
         if not distill:
             raise ValueError('distill is empty: give at least one term, e.g. '
                              "dict(loss=dict(type='mmkd.NSTLoss'), student='backbone.layer4', "
                              "teacher='backbone.layer4').")
+        if teacher_precision not in TEACHER_PRECISIONS:
+            raise ValueError(f'teacher precision={teacher_precision!r}: choose one of '
+                             f'{sorted(TEACHER_PRECISIONS)}.')
         self.teacher = teacher
+        self.teacher_precision = teacher_precision
+        self.teacher_channels_last = teacher_channels_last
+        if teacher_channels_last:
+            teacher.to(memory_format=torch.channels_last)
         self.terms = build_terms(distill, connectors)
         self.two_stage = TwoStage(**two_stage) if two_stage is not None else None
         self.student_taps = FeatureRecorder(student, [t for term in self.terms for t in term.student],
                                             'student')
         self.teacher_taps = FeatureRecorder(teacher, [t for term in self.terms for t in term.teacher],
-                                            'teacher')
+                                            'teacher', stop_when_complete=True)
         self.teacher_calls = 0
+
+    @classmethod
+    def from_config(cls, student: nn.Module, teacher: dict, distill: List[dict],
+                    two_stage: Optional[dict] = None,
+                    connectors: Optional[nn.ModuleDict] = None) -> 'DistillationEngine':
+        """The one build path of both front doors: builds and loads the teacher from its config
+        (:func:`build_teacher`; ``precision`` and ``channels_last`` are this engine's), checks that it
+        normalises its inputs as the student does, and builds the terms and taps."""
+        teacher = dict(teacher)
+        precision = teacher.pop('precision', 'auto')
+        channels_last = teacher.pop('channels_last', False)
+        teacher_model = build_teacher(teacher)
+        check_preprocessing(student, teacher_model)
+        return cls(student, teacher_model, distill, two_stage, connectors, precision, channels_last)
+
+    def remove(self) -> None:
+        """Detach the taps from student and teacher (the end of a run)."""
+        self.student_taps.remove()
+        self.teacher_taps.remove()
 
     # ----------------------------------------------------------------- schedules
     def stage(self, progress: Progress) -> Optional[int]:
@@ -168,21 +207,33 @@ class DistillationEngine:
         except ValueError as error:
             raise ValueError(f'{term.describe()}: {error}') from error
 
+    def _teacher_autocast(self, device: torch.device):
+        dtype = TEACHER_PRECISIONS[self.teacher_precision]
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
+
     def run_teacher(self, inputs: Tensor, data_samples=None) -> None:
-        """Run as little of the teacher as its taps need, under no_grad in the caller's autocast."""
+        """Run as little of the teacher as its taps need (the part of the model that holds them, and
+        only up to the deepest tap), under no_grad, in the teacher's precision."""
         teacher = self.teacher
         param = next(teacher.parameters(), None)
         if param is not None and param.device != inputs.device:
             teacher.to(inputs.device)
         if teacher.training:
             teacher.eval()
+        if self.teacher_channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
         self.teacher_taps.reset()
         self.teacher_calls += 1
         roots = {tap.module.split('.')[0] for term in self.terms for tap in term.teacher}
-        with torch.no_grad():
-            if roots <= {'backbone'} and hasattr(teacher, 'backbone'):
-                teacher.backbone(inputs)
-            elif roots <= {'backbone', 'neck'} and hasattr(teacher, 'extract_feat'):
-                teacher.extract_feat(inputs)
-            else:
-                teacher(inputs, data_samples, mode='tensor')
+        with torch.no_grad(), self._teacher_autocast(inputs.device):
+            try:
+                if roots <= {'backbone'} and hasattr(teacher, 'backbone'):
+                    teacher.backbone(inputs)
+                elif roots <= {'backbone', 'neck'} and hasattr(teacher, 'extract_feat'):
+                    teacher.extract_feat(inputs)
+                else:
+                    teacher(inputs, data_samples, mode='tensor')
+            except TapsComplete:
+                pass

@@ -6,7 +6,6 @@ from mmengine.model import is_model_wrapper
 
 from mmkd.registry import HOOKS
 from .engine import DistillationEngine
-from .teacher import build_teacher, check_preprocessing
 
 
 @HOOKS.register_module()
@@ -15,11 +14,14 @@ class DistillationHook(Hook):
 
         custom_hooks = [dict(
             type='mmkd.DistillationHook',
-            teacher=dict(config='teacher_config.py', checkpoint='teacher.pth'),
+            teacher=dict(config='teacher_config.py', checkpoint='teacher.pth',
+                         precision='bf16', channels_last=True),  # optional: how the teacher runs
             distill=[dict(loss=dict(type='mmkd.NSTLoss', loss_weight=50.0),
                           student='backbone.layer4', teacher='backbone.layer4')])]
 
-    The teacher is built in ``before_run`` and lives in the hook, not in the model: it is never
+    ``precision`` ('auto': the student's autocast; 'fp32', 'bf16', 'fp16') and ``channels_last``
+    choose how the frozen teacher's forward runs (:class:`DistillationEngine`); the terms are
+    computed in float32 either way. The teacher is built in ``before_run`` and lives in the hook, not in the model: it is never
     trained, never switched to train mode and never saved. Terms appear as ``loss_<name>`` in the
     student's loss dict, so they are logged and summed into ``loss``. Terms with connectors need
     trainable parameters saved with the student: use ``mmkd.Distiller`` for those.
@@ -36,9 +38,7 @@ class DistillationHook(Hook):
 
     def before_run(self, runner) -> None:
         student = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        teacher = build_teacher(self.teacher_cfg)
-        check_preprocessing(student, teacher)
-        self.engine = DistillationEngine(student, teacher, self.distill, self.two_stage)
+        self.engine = DistillationEngine.from_config(student, self.teacher_cfg, self.distill, self.two_stage)
         self._handles = [
             student.register_forward_pre_hook(self._student_forward_starts, with_kwargs=True),
             student.register_forward_hook(self._add_terms, with_kwargs=True),
@@ -48,6 +48,7 @@ class DistillationHook(Hook):
         for handle in self._handles:
             handle.remove()
         self._handles = []
+        self.engine.remove()
 
     @staticmethod
     def _mode(kwargs: dict) -> str:

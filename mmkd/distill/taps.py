@@ -74,17 +74,26 @@ def find_module(model: nn.Module, path: str, role: str) -> nn.Module:
                      f'List them with [n for n, _ in model.named_modules()].')
 
 
+class TapsComplete(Exception):
+    """Raised by a recorder with ``stop_when_complete`` once every tap has been recorded: the rest of
+    the forward pass is not needed (the teacher runs only as far as its deepest tap)."""
+
+
 class FeatureRecorder:
     """Records the tapped tensors of one model; call :meth:`reset` before each forward pass.
 
     Each recorded tensor is a clone taken when the module runs: networks modify tensors in place
     after producing them (``out += identity``, ``ReLU(inplace=True)`` on a tapped input), which
-    would otherwise change what was recorded.
+    would otherwise change what was recorded. With ``stop_when_complete``, the hook that records the
+    last missing tap raises :class:`TapsComplete`, which the caller of the forward catches.
     """
 
-    def __init__(self, model: nn.Module, taps: List[Tap], role: str) -> None:
+    def __init__(self, model: nn.Module, taps: List[Tap], role: str,
+                 stop_when_complete: bool = False) -> None:
         self.role = role
         self.armed = True  # the student's recorder is disarmed outside loss-mode forwards
+        self.stop_when_complete = stop_when_complete
+        self.taps = frozenset(taps)
         self.calls: Dict[str, int] = {}
         self.values: Dict[Tap, Tensor] = {}
         self.handles = []
@@ -103,6 +112,7 @@ class FeatureRecorder:
             for tap in taps:
                 if tap.io == 'input' and tap.call == call:
                     self.values[tap] = tap.select(args[0]).clone()
+            self._stop_if_complete()
 
         return hook
 
@@ -114,8 +124,13 @@ class FeatureRecorder:
             for tap in taps:
                 if tap.io == 'output' and tap.call == call:
                     self.values[tap] = tap.select(output).clone()
+            self._stop_if_complete()
 
         return hook
+
+    def _stop_if_complete(self) -> None:
+        if self.stop_when_complete and len(self.values) == len(self.taps):
+            raise TapsComplete
 
     def reset(self) -> None:
         self.calls.clear()
