@@ -275,7 +275,9 @@ def test_fitnet_connector_trains_saves_and_student_extracts(tmp_path, teacher_ch
     assert all(id(p) in optimizer_params for p in connector.parameters())
     assert not any(id(p) in optimizer_params for p in runner.model.teacher.parameters())
     assert not torch.equal(before, connector.conv.weight)  # trained
-    losses = runner.model(*batch(), mode='loss')
+    inputs, samples = batch()
+    # The runner puts the model on the GPU where there is one.
+    losses = runner.model(inputs.to(connector.conv.weight.device), samples, mode='loss')
     losses['loss_fitnet'].backward()
     assert connector.conv.weight.grad.abs().sum() > 0
 
@@ -292,7 +294,7 @@ def test_fitnet_connector_trains_saves_and_student_extracts(tmp_path, teacher_ch
     trained = runner.model.student.backbone.state_dict()
     assert set(backbone.state_dict()) == set(trained)
     for key, value in backbone.state_dict().items():
-        assert torch.equal(value, trained[key]), key
+        assert torch.equal(value.cpu(), trained[key]), key
 
 
 def test_extract_student_refuses_non_distiller_checkpoint():
@@ -317,7 +319,7 @@ def test_stop_at_iteration_skips_the_teacher(tmp_path, teacher_checkpoint):
     assert set(saved) == set(runner.model.state_dict())
     teacher = torch.load(teacher_checkpoint)['state_dict']
     for key, value in distill_hook.engine.teacher.state_dict().items():
-        assert torch.equal(value, teacher[key]), key
+        assert torch.equal(value.cpu(), teacher[key]), key
 
 
 @pytest.mark.slow
@@ -430,7 +432,7 @@ def test_hook_on_unmodified_faster_rcnn_config(tmp_path, coco_tiny):
         assert record['loss_nst'] > 0 and record['loss_at'] > 0 and 'loss_rpn_cls' in record
     hook = next(h for h in runner.hooks if isinstance(h, DistillationHook))
     for key, value in hook.engine.teacher.state_dict().items():
-        assert torch.equal(value, teacher.state_dict()[key]), key
+        assert torch.equal(value.cpu(), teacher.state_dict()[key]), key
     saved = torch.load(tmp_path / 'work' / 'iter_3.pth')['state_dict']
     assert set(saved) == set(runner.model.state_dict())
 
@@ -450,7 +452,8 @@ def test_torchrun_two_processes_match_one(tmp_path, teacher_checkpoint):
         cfg.custom_imports = dict(imports=['mmkd', 'toy_parts'], allow_failed_imports=False)
         cfg.dump(str(out / 'config.py'))
         env = dict(os.environ, PYTHON=sys.executable, PORT=str(29500 + os.getpid() % 1000 + nproc),
-                   PYTHONPATH=osp.join(REPO, 'tests', 'fixtures'), OMP_NUM_THREADS='1')
+                   PYTHONPATH=osp.join(REPO, 'tests', 'fixtures'), OMP_NUM_THREADS='1',
+                   CUDA_VISIBLE_DEVICES='')  # CPU processes over gloo, also on a machine with one GPU
         if nproc == 1:
             command = [sys.executable, osp.join(REPO, 'tools', 'train.py'), str(out / 'config.py')]
         else:

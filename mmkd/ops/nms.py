@@ -14,12 +14,14 @@ float32 rounding of the threshold (integer boxes at an IoU of exactly 0.7, say),
 CUDA sort order equal scores differently, so mmcv's CPU and CUDA results differ in those cases; we
 follow the kernel of the device the boxes are on.
 
-CPU, ``offset=0``: torchvision's ``nms`` runs the CPU kernel's test, but compares in float64 (mmcv's
-C++ signature takes a ``float``) and orders equal scores by its own sort; we round the threshold to
-float32 and hand it the boxes already in mmcv's order with strictly decreasing stand-in scores, so
-its sort is the identity. CUDA, and ``offset=1`` (legacy configs), have no torchvision counterpart:
-:func:`greedy_nms` computes the overlap bits on the device in row blocks (as mmcv's CUDA kernel
-does) and runs the greedy pass over them on the host.
+torchvision's ``nms`` runs the CPU kernel's test, but compares in float64 (mmcv's C++ signature takes
+a ``float``) and orders equal scores by its own sort; we round the threshold to float32 and hand it
+the boxes already in mmcv's order with strictly decreasing stand-in scores, so its sort is the
+identity. That is the CPU kernel exactly (``offset=0``). On CUDA its result is the CUDA kernel's
+whenever no pair of boxes gets different answers from the two tests, which one pass over the pairs
+checks (IoUs within a rounding of the threshold are rare outside integer boxes); otherwise, and for
+``offset=1`` (legacy configs, no torchvision counterpart), :func:`greedy_nms` computes the overlap
+bits on the device in row blocks and runs mmcv's greedy pass over them on the host.
 """
 import numpy as np
 import torch
@@ -46,14 +48,36 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float, offset: int) -> Ten
     # mmcv's kernels read float32 (half boxes under AMP are widened, as torchvision's autocast does).
     sorted_boxes = boxes.index_select(0, order).float()
     threshold = _float32(iou_threshold)
-    if boxes.is_cuda:
-        keep = greedy_nms(sorted_boxes, threshold, offset, kernel='cuda')
-    elif offset == 0:
+    kernel = 'cuda' if boxes.is_cuda else 'cpu'
+    if offset == 0 and (kernel == 'cpu' or _tests_agree(sorted_boxes, threshold)):
         ranks = torch.arange(order.numel(), 0, -1, dtype=torch.float32, device=boxes.device)
         keep = torchvision_nms(sorted_boxes, ranks, threshold)
     else:
-        keep = greedy_nms(sorted_boxes, threshold, offset, kernel='cpu')
+        keep = greedy_nms(sorted_boxes, threshold, offset, kernel)
     return order.index_select(0, keep)
+
+
+def _overlap_blocks(boxes: Tensor, offset: int):
+    """(inter, union) of blocks of rows of the N x N pairs, ~_BLOCK_ELEMENTS at a time."""
+    n = boxes.shape[0]
+    x1, y1, x2, y2 = boxes.unbind(1)
+    areas = (x2 - x1 + offset) * (y2 - y1 + offset)
+    rows = max(1, _BLOCK_ELEMENTS // n)
+    for start in range(0, n, rows):
+        block = slice(start, start + rows)
+        width = (torch.minimum(x2[block, None], x2) - torch.maximum(x1[block, None], x1) + offset)
+        height = (torch.minimum(y2[block, None], y2) - torch.maximum(y1[block, None], y1) + offset)
+        inter = width.clamp(min=0) * height.clamp(min=0)
+        yield inter, areas[block, None] + areas - inter
+
+
+def _tests_agree(boxes: Tensor, threshold: float) -> bool:
+    """Whether the CPU test (inter / union > t) and the CUDA test (inter > t * union) agree on
+    every pair (offset 0): then both kernels' greedy passes keep the same boxes."""
+    disagree = boxes.new_zeros((), dtype=torch.bool)
+    for inter, union in _overlap_blocks(boxes, 0):
+        disagree |= ((inter / union > threshold) != (inter > threshold * union)).any()
+    return not bool(disagree)
 
 
 def greedy_nms(boxes: Tensor, threshold: float, offset: int, kernel: str) -> Tensor:
@@ -62,18 +86,10 @@ def greedy_nms(boxes: Tensor, threshold: float, offset: int, kernel: str) -> Ten
     if kernel not in ('cpu', 'cuda'):
         raise ValueError(f"greedy_nms: kernel must be 'cpu' or 'cuda', got {kernel!r}.")
     n = boxes.shape[0]
-    x1, y1, x2, y2 = boxes.unbind(1)
-    areas = (x2 - x1 + offset) * (y2 - y1 + offset)
     padded = -(-n // 8) * 8
     weights = torch.tensor(_BIT_WEIGHTS, dtype=torch.uint8, device=boxes.device)
-    rows = max(1, _BLOCK_ELEMENTS // padded)
     bits = []
-    for start in range(0, n, rows):
-        block = slice(start, start + rows)
-        width = (torch.minimum(x2[block, None], x2) - torch.maximum(x1[block, None], x1) + offset)
-        height = (torch.minimum(y2[block, None], y2) - torch.maximum(y1[block, None], y1) + offset)
-        inter = width.clamp(min=0) * height.clamp(min=0)
-        union = areas[block, None] + areas - inter
+    for inter, union in _overlap_blocks(boxes, offset):
         over = inter / union > threshold if kernel == 'cpu' else inter > threshold * union
         over = torch.nn.functional.pad(over, (0, padded - n)).view(over.shape[0], -1, 8)
         bits.append((over * weights).sum(-1, dtype=torch.uint8))

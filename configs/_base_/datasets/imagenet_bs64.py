@@ -13,12 +13,14 @@ test_pipeline = [
     dict(type='CenterCrop', crop_size=224),
     dict(type='PackClsInputs'),
 ]
+# default_collate stacks each batch in the worker: one shared-memory tensor to the trainer instead
+# of 64 (tools/benchmark_input.py).
 train_dataloader = dict(
-    batch_size=64, num_workers=8, persistent_workers=True,
+    batch_size=64, num_workers=8, persistent_workers=True, collate_fn=dict(type='default_collate'),
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(type='ImageNet', data_root=data_root, split='train', pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=64, num_workers=8, persistent_workers=True,
+    batch_size=64, num_workers=8, persistent_workers=True, collate_fn=dict(type='default_collate'),
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(type='ImageNet', data_root=data_root, split='val', pipeline=test_pipeline))
 val_evaluator = dict(type='Accuracy', topk=(1, 5))
