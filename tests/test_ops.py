@@ -108,8 +108,10 @@ def test_cuda_fast_path_check_is_sound(golden):
     assert refused > 0  # the integer-box cases reach the exact pass
 
 
+@pytest.mark.parametrize('mode', nms_module.CUDA_MODES)
 @pytest.mark.parametrize('device', DEVICES)
-def test_golden_comparison_on_device(golden, device):
+def test_golden_comparison_on_device(golden, device, mode, monkeypatch):
+    monkeypatch.setenv(nms_module.CUDA_MODE_ENV, mode)   # MMKD_NMS_CUDA: no effect on the CPU
     report = compare_to_golden(SHIM, golden, device)
     assert report['nms_mismatches'] == 0
     # Bit-identical on the CPU; CUDA's bilinear sums may round in another order.
@@ -243,6 +245,12 @@ def test_sigmoid_focal_loss_equals_mmdet_python_form(shim_in_mmcv, device):
     ours.backward()
     reference.backward()
     torch.testing.assert_close(ours_in.grad, ref_in.grad, rtol=1e-9, atol=1e-12)
+
+
+def test_nms_cuda_mode_is_validated(monkeypatch):
+    monkeypatch.setenv(nms_module.CUDA_MODE_ENV, 'fastest')
+    with pytest.raises(ValueError, match="MMKD_NMS_CUDA='fastest'.*'fast', 'exact'"):
+        nms_module.cuda_mode()
 
 
 def test_other_ops_raise_naming_the_op():

@@ -17,12 +17,21 @@ follow the kernel of the device the boxes are on.
 torchvision's ``nms`` runs the CPU kernel's test, but compares in float64 (mmcv's C++ signature takes
 a ``float``) and orders equal scores by its own sort; we round the threshold to float32 and hand it
 the boxes already in mmcv's order with strictly decreasing stand-in scores, so its sort is the
-identity. That is the CPU kernel exactly (``offset=0``). On CUDA its result is the CUDA kernel's
-whenever no pair of boxes gets different answers from the two tests, which one pass over the pairs
-checks (IoUs within a rounding of the threshold are rare outside integer boxes); otherwise, and for
-``offset=1`` (legacy configs, no torchvision counterpart), :func:`greedy_nms` computes the overlap
-bits on the device in row blocks and runs mmcv's greedy pass over them on the host.
+identity. That is the CPU kernel exactly (``offset=0``).
+
+On CUDA, ``MMKD_NMS_CUDA`` chooses:
+- ``fast`` (default): torchvision's kernel on the device's sort order, i.e. mmcv's CUDA kernel except
+  that IoUs are tested in the CPU kernel's form. The two forms differ only for an IoU within one
+  float32 rounding of the threshold: 0 of 4.8e8 pairs of random float boxes at thresholds 0.3/0.5/0.7
+  (docs/benchmarks.md), but integer boxes at exact ratios do reach it.
+- ``exact``: mmcv's CUDA kernel bit for bit. torchvision's result is kept where one pass over all
+  pairs finds the two tests agreeing, else :func:`greedy_nms` recomputes it; 2-3x the time of
+  ``fast`` at RPN sizes on an H100.
+``offset=1`` (legacy configs, no torchvision counterpart) always runs :func:`greedy_nms`, which computes
+the overlap bits on the device in row blocks and runs mmcv's greedy pass over them on the host.
 """
+import os
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -31,6 +40,15 @@ from torchvision.ops import nms as torchvision_nms
 # Rows of the N x N overlap test computed at once: bounds the temporaries to ~16 MB each.
 _BLOCK_ELEMENTS = 1 << 22
 _BIT_WEIGHTS = (128, 64, 32, 16, 8, 4, 2, 1)   # np.packbits' (big-endian) order within a byte
+CUDA_MODE_ENV = 'MMKD_NMS_CUDA'
+CUDA_MODES = ('fast', 'exact')
+
+
+def cuda_mode() -> str:
+    mode = os.environ.get(CUDA_MODE_ENV, 'fast')
+    if mode not in CUDA_MODES:
+        raise ValueError(f'{CUDA_MODE_ENV}={mode!r}: choose one of {CUDA_MODES} (mmkd/ops/nms.py).')
+    return mode
 
 
 def _float32(value: float) -> float:
@@ -49,7 +67,7 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float, offset: int) -> Ten
     sorted_boxes = boxes.index_select(0, order).float()
     threshold = _float32(iou_threshold)
     kernel = 'cuda' if boxes.is_cuda else 'cpu'
-    if offset == 0 and (kernel == 'cpu' or _tests_agree(sorted_boxes, threshold)):
+    if offset == 0 and (kernel == 'cpu' or cuda_mode() == 'fast' or _tests_agree(sorted_boxes, threshold)):
         ranks = torch.arange(order.numel(), 0, -1, dtype=torch.float32, device=boxes.device)
         keep = torchvision_nms(sorted_boxes, ranks, threshold)
     else:
