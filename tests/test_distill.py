@@ -294,7 +294,7 @@ def test_fitnet_connector_trains_saves_and_student_extracts(tmp_path, teacher_ch
     trained = runner.model.student.backbone.state_dict()
     assert set(backbone.state_dict()) == set(trained)
     for key, value in backbone.state_dict().items():
-        assert torch.equal(value.cpu(), trained[key]), key
+        assert torch.equal(value, trained[key].cpu()), key
 
 
 def test_extract_student_refuses_non_distiller_checkpoint():
