@@ -470,3 +470,72 @@ def test_torchrun_two_processes_match_one(tmp_path, teacher_checkpoint):
         for key in ('loss_cls', 'loss_nst', 'loss_at', 'loss_fsp_12', 'loss_kd'):
             # Each rank logs the mean over its half of the global batch.
             assert abs(one[key] - (a[key] + b[key]) / 2) <= 1e-4 * abs(one[key]) + 1e-7, (key, one, a, b)
+
+
+def calls_of(model, names):
+    """The modules of ``names`` that start running (forward pre-hooks)."""
+    calls = []
+    for name in names:
+        dict(model.named_modules())[name].register_forward_pre_hook(lambda m, i, name=name: calls.append(name))
+    return calls
+
+
+def test_teacher_runs_only_to_its_deepest_tap(teacher_checkpoint):
+    """Taps on layer2 only: the teacher's layer3 and layer4 never run, and the tapped values equal a
+    full forward's; a KD term (the head) runs it all."""
+    student = MODELS.build(STUDENT)
+    terms = [dict(loss=dict(type='mmkd.ATLoss'), student='backbone.layer2', teacher='backbone.layer2')]
+    hook = DistillationHook(teacher=dict(model=TEACHER, checkpoint=teacher_checkpoint), distill=terms)
+    hook.before_run(types.SimpleNamespace(model=student))
+    teacher = hook.engine.teacher
+    calls = calls_of(teacher, ['backbone.layer2', 'backbone.layer3', 'backbone.layer4', 'head'])
+    inputs = student.data_preprocessor(dict(inputs=batch()[0]), False)['inputs']
+    hook.engine.run_teacher(inputs)
+    assert calls == ['backbone.layer2']
+    recorded = hook.engine.teacher_taps.get(Tap('backbone.layer2'))
+    with torch.no_grad():
+        full = teacher.backbone(inputs)
+    assert torch.equal(recorded, full[1])   # out_indices (0, 1, 2, 3): layer2 is the second
+
+    kd = [dict(loss=dict(type='mmkd.KDLoss'), student='head', teacher='head')]
+    hook = DistillationHook(teacher=dict(model=TEACHER, checkpoint=teacher_checkpoint), distill=kd)
+    hook.before_run(types.SimpleNamespace(model=MODELS.build(STUDENT)))
+    calls = calls_of(hook.engine.teacher, ['backbone.layer4', 'head'])
+    hook.engine.run_teacher(inputs)
+    assert calls == ['backbone.layer4', 'head']
+
+
+def test_teacher_precision_and_layout_options(teacher_checkpoint):
+    """teacher=dict(precision='bf16', channels_last=True): the teacher's taps come out in bf16 and
+    channels_last, the terms are float32 and within 1 % of the fp32 teacher's; a wrong name fails."""
+    losses = {}
+    for precision, channels_last in (('fp32', False), ('bf16', True)):
+        student = MODELS.build(STUDENT)
+        torch.manual_seed(0)
+        student.load_state_dict(MODELS.build(STUDENT).state_dict())
+        teacher = dict(model=TEACHER, checkpoint=teacher_checkpoint, precision=precision,
+                       channels_last=channels_last)
+        hook = DistillationHook(teacher=teacher, distill=nst_at_terms())
+        hook.before_run(types.SimpleNamespace(model=student))
+        MessageHub.get_current_instance().update_info('iter', 0)
+        seen = []
+        hook.engine.teacher.backbone.layer4.register_forward_hook(lambda m, i, o: seen.append(o))
+        student.train()
+        losses[precision] = student(*batch(), mode='loss')
+        assert seen[0].dtype == (torch.bfloat16 if precision == 'bf16' else torch.float32)
+        assert seen[0].is_contiguous(memory_format=torch.channels_last) == channels_last
+    for key in ('loss_nst', 'loss_at', 'loss_fsp_12', 'loss_kd'):
+        assert losses['bf16'][key].dtype == torch.float32
+        torch.testing.assert_close(losses['bf16'][key], losses['fp32'][key], rtol=1e-2, atol=0)
+    with pytest.raises(ValueError, match="teacher precision='half'.*'bf16'"):
+        DistillationHook(teacher=dict(model=TEACHER, checkpoint=teacher_checkpoint, precision='half'),
+                         distill=nst_at_terms()).before_run(types.SimpleNamespace(model=MODELS.build(STUDENT)))
+
+
+def test_hook_removes_its_taps_after_the_run(tmp_path, teacher_checkpoint):
+    hook = dict(type='mmkd.DistillationHook', teacher=dict(model=TEACHER, checkpoint=teacher_checkpoint),
+                distill=nst_at_terms())
+    runner, _ = train(runner_cfg(tmp_path, STUDENT, max_iters=1, hooks=[hook]))
+    distill_hook = next(h for h in runner.hooks if isinstance(h, DistillationHook))
+    for model in (runner.model, distill_hook.engine.teacher):
+        assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())

@@ -133,7 +133,7 @@ class DistillationEngine:
         self.student_taps = FeatureRecorder(student, [t for term in self.terms for t in term.student],
                                             'student')
         self.teacher_taps = FeatureRecorder(teacher, [t for term in self.terms for t in term.teacher],
-                                            'teacher', stop_when_complete=True)
+                                            'teacher')
         self.teacher_calls = 0
 
     @classmethod
@@ -227,6 +227,8 @@ class DistillationEngine:
         self.teacher_taps.reset()
         self.teacher_calls += 1
         roots = {tap.module.split('.')[0] for term in self.terms for tap in term.teacher}
+        # Only this forward stops at the deepest tap; others (the input-gradient terms' loss) run whole.
+        self.teacher_taps.stop_when_complete = True
         with torch.no_grad(), self._teacher_autocast(inputs.device):
             try:
                 if roots <= {'backbone'} and hasattr(teacher, 'backbone'):
@@ -237,3 +239,5 @@ class DistillationEngine:
                     teacher(inputs, data_samples, mode='tensor')
             except TapsComplete:
                 pass
+            finally:
+                self.teacher_taps.stop_when_complete = False

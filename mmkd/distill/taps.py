@@ -84,8 +84,9 @@ class FeatureRecorder:
 
     Each recorded tensor is a clone taken when the module runs: networks modify tensors in place
     after producing them (``out += identity``, ``ReLU(inplace=True)`` on a tapped input), which
-    would otherwise change what was recorded. With ``stop_when_complete``, the hook that records the
-    last missing tap raises :class:`TapsComplete`, which the caller of the forward catches.
+    would otherwise change what was recorded. While ``stop_when_complete`` is set, the hook that
+    records the last missing tap raises :class:`TapsComplete`, which the caller of the forward
+    catches (forward hooks registered after it on that module do not run).
     """
 
     def __init__(self, model: nn.Module, taps: List[Tap], role: str,

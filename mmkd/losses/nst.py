@@ -8,7 +8,8 @@ whichever exact form is cheapest for the kernel and the shape:
   MMD = ||X^T X / C_S - Y^T Y / C_T||_F^2 + 2c ||mean(X) - mean(Y)||^2, O(N HW^2 C) time and
   O(N HW^2) memory, chosen when cheaper than the channel form (small maps, wide layers: the
   paper's 7x7 tap with 1024 / 2048 channels);
-- otherwise the channel form: the C_S x C_S, C_T x C_T and C_S x C_T Gram matrices, O(N C^2 HW).
+- otherwise the channel form: the C_S x C_S, C_T x C_T and C_S x C_T Gram matrices, O(N C^2 HW);
+  for the Gaussian kernel made and summed in blocks, never stored (gaussian_kernel_sum.py).
 """
 from typing import Optional
 
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
+from .gaussian_kernel_sum import GaussianKernelSum
 from .utils import check_feature_maps, full_precision, resize_to, student_input, teacher_input
 
 KERNELS = ('linear', 'poly', 'gaussian')
@@ -44,10 +46,6 @@ def mmd_from_kernel_matrices(k_xx: Tensor, k_yy: Tensor, k_xy: Tensor) -> Tensor
     c_s, c_t = k_xy.shape[1], k_xy.shape[2]
     return (k_xx.sum(dim=(1, 2)) / (c_s * c_s) + k_yy.sum(dim=(1, 2)) / (c_t * c_t)
             - 2.0 * k_xy.sum(dim=(1, 2)) / (c_s * c_t))
-
-
-def pairwise_sq_dist(a: Tensor, b: Tensor, a_sq: Tensor, b_sq: Tensor) -> Tensor:
-    return (a_sq.unsqueeze(2) + b_sq.unsqueeze(1) - 2.0 * torch.bmm(a, b.transpose(1, 2))).clamp_min(0)
 
 
 def mean_pairwise_sq_dist(x: Tensor, y: Tensor, x_sq: Tensor, y_sq: Tensor) -> Tensor:
@@ -139,16 +137,15 @@ class NSTLoss(nn.Module):
         return mmd_from_kernel_matrices(k(x, x), k(y, y), k(x, y))
 
     def gaussian_mmd(self, x: Tensor, y: Tensor) -> Tensor:
-        # Zero channels normalise to zero vectors, so ||x||^2 is not always 1.
-        x_sq, y_sq = x.pow(2).sum(dim=2), y.pow(2).sum(dim=2)
         if self.sigma2 is None:
+            # Zero channels normalise to zero vectors, so ||x||^2 is not always 1.
+            x_sq, y_sq = x.pow(2).sum(dim=2), y.pow(2).sum(dim=2)
             sigma2 = mean_pairwise_sq_dist(x, y, x_sq, y_sq).detach()
             # All members identical: every distance is 0 and so is the MMD; avoid 0/0.
             sigma2 = sigma2.clamp_min(torch.finfo(sigma2.dtype).tiny).view(-1, 1, 1)
         else:
-            sigma2 = self.sigma2
-
-        def k(a: Tensor, b: Tensor, a_sq: Tensor, b_sq: Tensor) -> Tensor:
-            return torch.exp(-pairwise_sq_dist(a, b, a_sq, b_sq) / (2.0 * sigma2))
-
-        return mmd_from_kernel_matrices(k(x, x, x_sq, x_sq), k(y, y, y_sq, y_sq), k(x, y, x_sq, y_sq))
+            sigma2 = x.new_full((x.shape[0], 1, 1), self.sigma2)
+        c_s, c_t = x.shape[1], y.shape[1]
+        return (GaussianKernelSum.apply(x, x, sigma2, True) / (c_s * c_s)
+                + GaussianKernelSum.apply(y, y, sigma2, True) / (c_t * c_t)
+                - 2.0 * GaussianKernelSum.apply(x, y, sigma2, False) / (c_s * c_t))

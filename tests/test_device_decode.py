@@ -1,0 +1,90 @@
+"""JPEG decoding in the data preprocessor (the GPU option): the same crops and pixels as the CPU
+pipeline, here with torchvision's CPU decoder (on a GPU the preprocessor uses nvJPEG)."""
+import os.path as osp
+import random
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.registry import init_default_scope
+from PIL import Image
+
+import mmkd  # noqa: F401
+from mmkd.datasets import DataFileError
+from mmkd.registry import MODELS, TRANSFORMS
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DEVICES = ['cpu', pytest.param('cuda', marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason='no CUDA device: nvJPEG is checked on a GPU machine'))]
+
+
+@pytest.fixture
+def jpegs(tmp_path):
+    rng = np.random.default_rng(1)
+    paths = []
+    for index, (w, h) in enumerate([(500, 375), (333, 500), (640, 480)]):
+        low = rng.uniform(0, 255, (5, 7, 3)).astype(np.uint8)
+        image = np.asarray(Image.fromarray(low).resize((w, h), Image.BICUBIC), np.float32)
+        image += rng.normal(0, 15, image.shape)
+        path = str(tmp_path / f'{index}.JPEG')
+        Image.fromarray(image.clip(0, 255).astype(np.uint8)).save(path, quality=90)
+        paths.append(path)
+    return paths
+
+
+def build(cfg):
+    init_default_scope('mmkd')
+    return TRANSFORMS.build(cfg)
+
+
+@pytest.mark.parametrize('device', DEVICES)
+def test_device_decoding_equals_the_cpu_pipeline(jpegs, device):
+    load_bytes, pack = build(dict(type='LoadJPEGBytes')), build(dict(type='PackJPEGInputs'))
+    boxes = [build(dict(type='RandomResizedCropBox', scale=96, flip_prob=p)) for p in (0.0, 1.0, 0.0)]
+    load, crop = build(dict(type='LoadImageFromFile')), build(dict(type='RandomResizedCrop', scale=96))
+    items, expected = [], []
+    for seed, (path, box) in enumerate(zip(jpegs, boxes)):
+        random.seed(seed)
+        item = pack(box(load_bytes(dict(img_path=path, gt_label=seed))))
+        random.seed(seed)
+        img = crop(load(dict(img_path=path, gt_label=seed)))['img']   # same crop box drawn
+        if item['data_samples'].flip:
+            img = img[:, ::-1]
+        items.append(item)
+        expected.append(torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float())
+    assert [i['data_samples'].flip for i in items] == [False, True, False]
+    preprocessor = MODELS.build(dict(type='mmkd.DeviceJPEGDataPreprocessor', mean=[0, 0, 0], std=[1, 1, 1]))
+    preprocessor.to(device)
+    out = preprocessor(pseudo_collate(items), True)
+    for ours, theirs in zip(out['inputs'].cpu(), expected):
+        difference = (ours - theirs).abs()
+        print(f'{device}: max {difference.max():.0f}, mean {difference.mean():.3f} grey levels')
+        if device == 'cpu':  # libjpeg both; OpenCV resizes uint8 in fixed point: 1 level, rarely
+            assert difference.max() <= 1 and difference.mean() < 0.3
+        else:                # nvJPEG's IDCT rounds differently from libjpeg's
+            assert difference.max() <= 8 and difference.mean() < 1.0
+    assert [s.gt_label.item() for s in out['data_samples']] == [0, 1, 2]
+    # Decoded batches (the validation pipeline) pass through as with ImgDataPreprocessor.
+    decoded = preprocessor(dict(inputs=[e.to(torch.uint8) for e in expected], data_samples=None), False)
+    assert torch.equal(decoded['inputs'].cpu(), torch.stack(expected))
+
+
+def test_truncated_jpeg_is_named(jpegs, tmp_path):
+    data = open(jpegs[0], 'rb').read()
+    broken = tmp_path / 'broken.JPEG'
+    broken.write_bytes(data[:len(data) // 2])
+    with pytest.raises(DataFileError, match='broken.JPEG: not a complete JPEG'):
+        build(dict(type='LoadJPEGBytes'))(dict(img_path=str(broken), gt_label=0))
+
+
+def test_device_decode_config_switches_the_training_pipeline_only():
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'imagenet', 'inception_bn_kd_nst_resnet101_device-decode.py'))
+    assert [t['type'] for t in cfg.train_dataloader.dataset.pipeline] == [
+        'LoadJPEGBytes', 'RandomResizedCropBox', 'PackJPEGInputs']
+    assert cfg.train_dataloader.collate_fn.type == 'pseudo_collate'
+    assert cfg.val_dataloader.dataset.pipeline[0]['type'] == 'LoadImageFromFile'
+    preprocessor = cfg.model.student.data_preprocessor
+    assert preprocessor.type == 'mmkd.DeviceJPEGDataPreprocessor' and preprocessor.bgr_to_rgb
+    assert [term['loss']['type'] for term in cfg.model.distill] == ['KDLoss', 'NSTLoss']
