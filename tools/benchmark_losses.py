@@ -1,6 +1,6 @@
 """Forward+backward time and peak memory of mmkd's losses next to the straightforward batched form.
 
-    python tools/benchmark_losses.py [--repeats 3] [--shapes 0 1 2] [--out docs/benchmarks_losses.md]
+    python tools/benchmark_losses.py [--repeats 3] [--shapes 0 1 2] [--device cuda] [--out docs/benchmarks_losses.md]
 
 Shapes (B, C_S, C_T, H x W): the NST paper's ImageNet tap, a ResNet stage-1 map, a detection-size
 map. The baseline for NST is the batched C x C' Gram-matrix formulation; for the other losses the
@@ -14,14 +14,13 @@ import os
 import platform
 import statistics
 import sys
-import time
 from typing import Callable, Dict, List, Tuple
 
 import torch
 import torch.nn.functional as F
 
 import mmkd  # noqa: F401
-from mmkd.benchmark import peak_mib
+from mmkd.benchmark import peak_mib, timed_ms
 from mmkd.registry import MODELS
 
 SHAPES = [(32, 1024, 2048, 7, 7), (8, 256, 256, 56, 56), (2, 256, 256, 100, 168)]
@@ -92,18 +91,15 @@ def fwd_bwd(loss_fn: Callable, inputs: List[torch.Tensor]) -> float:
     return value.item()
 
 
-def measure(loss_fn: Callable, make_inputs: Callable, repeats: int) -> Tuple[float, float, float]:
-    """(median ms, peak extra MiB, value) of forward+backward."""
-    inputs = make_inputs()
+def measure(loss_fn: Callable, make_inputs: Callable, repeats: int,
+            device: torch.device = torch.device('cpu')) -> Tuple[float, float, float]:
+    """(median ms, peak extra MiB, value) of forward+backward on ``device``."""
+    inputs = [x.detach().to(device).requires_grad_(x.requires_grad) for x in make_inputs()]
     fwd_bwd(loss_fn, inputs)  # warm-up
     values = []
-    peak = peak_mib(lambda: values.append(fwd_bwd(loss_fn, inputs)), torch.device('cpu'))
+    peak = peak_mib(lambda: values.append(fwd_bwd(loss_fn, inputs)), device)
     value = values[0]
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fwd_bwd(loss_fn, inputs)
-        times.append((time.perf_counter() - start) * 1000)
+    times = [timed_ms(lambda: fwd_bwd(loss_fn, inputs), device) for _ in range(repeats)]
     del inputs
     gc.collect()
     return statistics.median(times), peak, value
@@ -164,14 +160,17 @@ def main() -> None:
                         help='indices into the shape list')
     parser.add_argument('--losses', nargs='+', help='only these losses (e.g. NST-poly AT)')
     parser.add_argument('--out', help='also write the Markdown table to this file')
+    parser.add_argument('--device', default='cpu')
     args = parser.parse_args()
-    if os.environ.get('MALLOC_MMAP_THRESHOLD_') is None:
+    device = torch.device(args.device)
+    if device.type == 'cpu' and os.environ.get('MALLOC_MMAP_THRESHOLD_') is None:
         os.environ['MALLOC_MMAP_THRESHOLD_'] = '65536'  # must be set before the process starts
         os.execv(sys.executable, [sys.executable, *sys.argv])
 
     lines = [
-        f'torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, '
-        f'median of {args.repeats} forward+backward passes; float32 CPU.',
+        f'torch {torch.__version__}, ' + (torch.cuda.get_device_name(device) if device.type == 'cuda' else
+                                          f'{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}') +
+        f', median of {args.repeats} forward+backward passes; float32 {args.device}.',
         '',
         '| shape (B, C_S, C_T, HxW) | loss | mmkd ms | baseline ms | speed-up | mmkd MiB | baseline MiB |',
         '|---|---|---:|---:|---:|---:|---:|',
@@ -184,9 +183,9 @@ def main() -> None:
         for name, (ours, baseline, make_inputs) in cases(shape).items():
             if args.losses and name not in args.losses:
                 continue
-            ours_ms, ours_mib, ours_value = measure(ours, make_inputs, args.repeats)
+            ours_ms, ours_mib, ours_value = measure(ours, make_inputs, args.repeats, device)
             measured[name, shape] = ours_ms, ours_mib, make_inputs
-            base_ms, base_mib, base_value = measure(baseline, make_inputs, args.repeats)
+            base_ms, base_mib, base_value = measure(baseline, make_inputs, args.repeats, device)
             if abs(ours_value - base_value) > 1e-3 * max(abs(base_value), 1e-6):
                 raise RuntimeError(f'{name} at {shape}: mmkd {ours_value} != baseline {base_value}')
             row = (f'| ({b}, {c_s}, {c_t}, {h}x{w}) | {name} | {ours_ms:.1f} | {base_ms:.1f} | '
@@ -197,7 +196,7 @@ def main() -> None:
              '|---|---:|---:|---:|---:|---:|---:|']
     for (name, shape), (ms, mib, make_inputs) in measured.items():
         if name == 'NST-gaussian' and ('NST-poly', shape) in measured:
-            floor_ms = measure(gram_matmuls, make_inputs, args.repeats)[0]
+            floor_ms = measure(gram_matmuls, make_inputs, args.repeats, device)[0]
             poly_mib = measured['NST-poly', shape][1]
             b, c_s, c_t, h, w = shape
             floor.append(f'| ({b}, {c_s}, {c_t}, {h}x{w}) | {ms:.1f} | {floor_ms:.1f} | {ms / floor_ms:.2f}x | '
