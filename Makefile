@@ -20,8 +20,12 @@ test: setup
 demo: setup
 	$(PYTHON) tools/demo.py $(DEMO_ARGS)
 
+# The loss table, the distillation-step table and the input-pipeline table (docs/benchmarks.md);
+# BENCH_ARGS="--device cuda" for the first two on a GPU.
 bench: setup
-	$(PYTHON) tools/benchmark_losses.py
+	$(PYTHON) tools/benchmark_losses.py $(BENCH_ARGS)
+	$(PYTHON) tools/benchmark_distill.py $(BENCH_ARGS)
+	$(PYTHON) tools/benchmark_input.py
 
 # dist/gpu-kit/: wheels + install.sh for a GPU machine without a package index (README).
 gpu-kit: setup

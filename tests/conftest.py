@@ -97,7 +97,7 @@ VOC_TINY_CLASSES = ('person', 'dog', 'car')
 
 
 def write_voc_xml(path, img_id, width, height, objects):
-    from tools.demo_data import voc_xml
+    from mmkd.datasets.demo_data import voc_xml
     path.write_text(voc_xml(img_id, objects, width, height))
 
 

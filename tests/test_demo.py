@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from tools import demo
-from tools.demo_data import DIGIT_CLASSES, make_demo_data
+from mmkd.datasets.demo_data import DIGIT_CLASSES, make_demo_data
 
 
 def test_demo_data_layouts(tmp_path):

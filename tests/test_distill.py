@@ -19,9 +19,9 @@ from mmengine.structures import BaseDataElement
 from torch import nn
 
 import toy_parts
+from mmkd.checkpoints import extract_student
 from mmkd.distill import DistillationHook, FeatureRecorder, Tap, build_teacher
 from mmkd.registry import MODELS
-from tools.extract_student import extract_student
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 RUN_NAMES = itertools.count()
@@ -539,3 +539,47 @@ def test_hook_removes_its_taps_after_the_run(tmp_path, teacher_checkpoint):
     distill_hook = next(h for h in runner.hooks if isinstance(h, DistillationHook))
     for model in (runner.model, distill_hook.engine.teacher):
         assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+
+
+@pytest.mark.parametrize('term, message', [
+    # FSP takes a pair of taps on each side.
+    (dict(loss=dict(type='mmkd.FSPLoss'), student='backbone.layer2', teacher='backbone.layer2'),
+     r"\('fsp'\): FSPLoss.forward\(student_first, student_second, teacher_first, teacher_second\) takes 2 "
+     r"student and 2 teacher tap\(s\)"),
+    # KD takes one logits tap on each side.
+    (dict(loss=dict(type='mmkd.KDLoss'), student=('head', 'backbone.layer4'), teacher=('head', 'backbone.layer4')),
+     r"\('kd'\): KDLoss.forward\(student_logits, teacher_logits\) takes 1 student and 1 teacher tap\(s\)"),
+    (dict(loss=dict(type='mmkd.KDLoss'), student='head'),
+     r"KDLoss.forward\(student_logits, teacher_logits\) takes 1 student and 1 teacher tap\(s\).*teacher=None"),
+    # Input-gradient terms take no taps.
+    (dict(loss=dict(type='mmkd.GradATLoss'), student='backbone.layer1', teacher='backbone.layer1'),
+     r"\('grad_at'\): GradATLoss.forward\(student_grad, teacher_grad\) takes the task losses' input "
+     r"gradients, not taps"),
+])
+def test_wrong_tap_loss_pairing_fails_at_build_time(teacher_checkpoint, term, message):
+    with pytest.raises(ValueError, match=message):
+        MODELS.build(dict(type='Distiller', student=STUDENT,
+                          teacher=dict(model=TEACHER, checkpoint=teacher_checkpoint), distill=[term]))
+
+
+def test_a_loss_whose_forward_names_no_student_inputs_is_refused(teacher_checkpoint):
+    @MODELS.register_module(force=True)
+    class UnnamedLoss(nn.Module):
+        def forward(self, a, b):
+            return (a - b).sum()
+
+    with pytest.raises(TypeError, match=r'UnnamedLoss.forward\(a, b\): a distillation loss names its inputs'):
+        MODELS.build(dict(type='Distiller', student=STUDENT, teacher=dict(model=TEACHER, checkpoint=teacher_checkpoint),
+                          distill=[dict(loss=dict(type='UnnamedLoss'), student='head', teacher='head')]))
+
+
+def test_logits_term_on_a_feature_map_names_term_and_shapes(teacher_checkpoint):
+    distiller = MODELS.build(dict(type='Distiller', student=STUDENT,
+                                  teacher=dict(model=TEACHER, checkpoint=teacher_checkpoint),
+                                  distill=[dict(loss=dict(type='mmkd.KDLoss'), student='backbone.layer4',
+                                                teacher='backbone.layer4')]))
+    MessageHub.get_current_instance().update_info('iter', 0)
+    distiller.train()
+    with pytest.raises(ValueError, match=r"term 'kd' \(KDLoss: student backbone.layer4.*logits of the same "
+                                         r"shape \(N, K\); got student \(4, 64, 2, 2\)"):
+        distiller(*batch(), mode='loss')

@@ -13,11 +13,11 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
 import toy_parts
+from mmkd.checkpoints import convert_torchvision_resnet as convert
+from mmkd.checkpoints import extract_student
 from mmkd.distill import build_teacher
 from mmkd.models import InceptionBN, PreActResNet
 from mmkd.registry import DATASETS, METRICS, MODELS, TRANSFORMS
-from tools.convert_torchvision_resnet import convert
-from tools.extract_student import extract_student
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'imagenet', '*.py')) +
@@ -373,3 +373,11 @@ def test_cifar_configs_normalise_with_their_own_data_set_statistics(config):
         models = [model.student, Config.fromfile(model.teacher.config).model]
     for m in models:
         assert m.data_preprocessor.mean == expected and m.num_classes == (100 if cifar100 else 10)
+
+
+@pytest.mark.parametrize('config', sorted(glob.glob(osp.join(REPO, 'configs', 'cifar', 'inception_bn_*resnet1001*.py'))),
+                         ids=lambda c: osp.basename(c))
+def test_cifar_terms_tap_the_cifar_teacher(config):
+    """terms_cifar.py re-taps every ImageNet term on ResNet-1001: no term keeps the ResNet-101 tap."""
+    for term in Config.fromfile(config).model.distill:
+        assert term['teacher'] in ('head', 'backbone.norm'), term

@@ -25,7 +25,7 @@ import os
 import platform
 import statistics
 import sys
-from typing import Callable, Dict, List
+from typing import Callable, Dict
 
 import numpy as np
 import torch
@@ -37,7 +37,6 @@ from mmengine.structures import BaseDataElement, InstanceData
 import mmkd  # noqa: F401
 from mmkd.benchmark import peak_mib, timed_ms
 from mmkd.distill import DistillationHook
-from mmkd.distill.engine import DistillationEngine
 from mmkd.registry import MODELS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -162,7 +161,7 @@ class Case:
             else:
                 self.model.student(data['inputs'], data['data_samples'], mode='tensor')
             engine.run_teacher(data['inputs'], data['data_samples'])
-            values = {t.name: float(engine.term_loss(t)) for t in engine.terms if not t.uses_input_gradients}
+            values = {t.name: float(engine.term_loss(t)) for t in engine.terms if not t.takes_input_gradients}
         engine.student_taps.reset()
         engine.teacher_taps.reset()
         return values

@@ -8,16 +8,10 @@ mmdet's ResNet uses torchvision's parameter names, so the backbone keys only gai
 """
 import argparse
 import os.path as osp
-from collections import OrderedDict
 
 import torch
 
-
-def convert(state_dict: dict) -> OrderedDict:
-    if 'fc.weight' not in state_dict or 'layer4.0.conv1.weight' not in state_dict:
-        raise ValueError('not a torchvision ResNet state dict: fc.weight / layer4.0.conv1.weight missing.')
-    return OrderedDict((('head.' + k[3:]) if k.startswith('fc.') else 'backbone.' + k, v)
-                       for k, v in state_dict.items())
+from mmkd.checkpoints import convert_torchvision_resnet
 
 
 def main() -> None:
@@ -29,7 +23,7 @@ def main() -> None:
         raise FileNotFoundError(f'{args.src}: no such file.')
     state_dict = torch.load(args.src, map_location='cpu', weights_only=True)
     state_dict = state_dict.get('state_dict', state_dict)
-    torch.save(dict(state_dict=convert(state_dict), meta=dict(converted_from=osp.basename(args.src))), args.dst)
+    torch.save(dict(state_dict=convert_torchvision_resnet(state_dict), meta=dict(converted_from=osp.basename(args.src))), args.dst)
     print(f'wrote {args.dst}')
 
 

@@ -23,11 +23,10 @@ import sys
 import time
 from typing import Dict, List, Optional
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, REPO)
+from mmkd.datasets.demo_data import make_demo_data
+from mmkd.results import bar_chart, latest_metrics
 
-from tools.compare_results import bar_chart, latest_metrics  # noqa: E402
-from tools.demo_data import make_demo_data  # noqa: E402
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 METHODS = ('baseline', 'kd', 'at', 'fitnet', 'nst_poly', 'kd_nst')
 LABELS = dict(baseline='student alone', kd='KD', at='AT', fitnet='FitNet', nst_poly='NST (poly)', kd_nst='KD+NST')

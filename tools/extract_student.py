@@ -11,24 +11,11 @@ Connectors and the optimizer state are dropped; the teacher was never saved.
 """
 import argparse
 import os.path as osp
-from collections import OrderedDict
 
 import torch
 
 import mmkd  # noqa: F401  (lets torch.load read mmengine checkpoints with weights_only=True)
-
-PREFIX = 'student.'
-
-
-def extract_student(checkpoint: dict) -> dict:
-    state_dict = checkpoint.get('state_dict', checkpoint)
-    student = OrderedDict((k[len(PREFIX):], v) for k, v in state_dict.items() if k.startswith(PREFIX))
-    if not student:
-        raise ValueError(
-            f'no "{PREFIX}*" keys in the checkpoint: it is not a mmkd.Distiller checkpoint. A checkpoint '
-            'from a DistillationHook run already holds the student alone; use it as it is.')
-    meta = dict(checkpoint.get('meta', {}), extracted_from='mmkd.Distiller')
-    return dict(state_dict=student, meta=meta)
+from mmkd.checkpoints import extract_student
 
 
 def main() -> None:

@@ -1,31 +1,36 @@
 """Connectors: trainable maps from a student feature to the teacher's shape (FitNet's regressor)."""
 from typing import Optional
 
-from torch import Tensor, nn
 import torch.nn.functional as F
+from mmcv.cnn import ConvModule
+from torch import Tensor
 
 from mmkd.registry import MODELS
 
 
 @MODELS.register_module()
-class ConvConnector(nn.Module):
-    """k x k conv (default 1 x 1) + BatchNorm from ``in_channels`` to ``out_channels``; with
-    ``out_size`` the result is also resized (bilinear) to the teacher's H x W."""
+class ConvConnector(ConvModule):
+    """mmcv's ``ConvModule`` (as the backbones build their layers): a k x k conv (default 1 x 1) from
+    ``in_channels`` to ``out_channels``, then the ``norm_cfg`` and ``act_cfg`` layers (the conv has a
+    bias only without a norm layer; Kaiming-normal init, fan-out); with ``out_size`` the result is
+    also resized (bilinear) to the teacher's H x W::
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1, norm: bool = True,
+        connector=dict(type='mmkd.ConvConnector', in_channels=1024, out_channels=2048,
+                       norm_cfg=dict(type='BN'), act_cfg=None)   # FitNet's regressor (the defaults)
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1,
+                 norm_cfg: Optional[dict] = dict(type='BN'), act_cfg: Optional[dict] = None,
                  out_size: Optional[tuple] = None) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2,
-                              bias=not norm)
-        self.bn = nn.BatchNorm2d(out_channels) if norm else nn.Identity()
+        super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2,
+                         norm_cfg=norm_cfg, act_cfg=act_cfg)
         self.out_size = tuple(out_size) if out_size is not None else None
-        nn.init.kaiming_normal_(self.conv.weight, mode='fan_out', nonlinearity='relu')
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.dim() != 4 or x.shape[1] != self.conv.in_channels:
-            raise ValueError(f'ConvConnector expects (N, {self.conv.in_channels}, H, W) input, got '
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f'ConvConnector expects (N, {self.in_channels}, H, W) input, got '
                              f'{tuple(x.shape)}; set in_channels to the student feature\'s channels.')
-        x = self.bn(self.conv(x))
+        x = super().forward(x)
         if self.out_size is not None and tuple(x.shape[-2:]) != self.out_size:
             x = F.interpolate(x, size=self.out_size, mode='bilinear', align_corners=False)
         return x

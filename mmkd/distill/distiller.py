@@ -73,7 +73,7 @@ class Distiller(BaseModel):
             return self.student(inputs, data_samples, mode)
         progress = Progress.current()
         weights = self.engine.active_weights(progress)
-        gradient_terms = [t for t in self.engine.terms if t.uses_input_gradients and t.name in weights]
+        gradient_terms = [t for t in self.engine.terms if t.takes_input_gradients and t.name in weights]
         if gradient_terms:
             inputs = inputs.detach().requires_grad_()
         losses = self.student(inputs, data_samples, mode='loss')

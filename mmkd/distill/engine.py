@@ -8,6 +8,7 @@ their schedules, and adds the active terms to the student's loss dict::
     losses = engine.add_terms(losses, inputs, data_samples)
 """
 import contextlib
+import inspect
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -22,10 +23,42 @@ from .teacher import build_teacher, check_preprocessing
 STAGES = (1, 2, 'both')
 
 
+@dataclass(frozen=True)
+class LossInputs:
+    """What a loss's ``forward`` consumes, read from its parameter names (as mmrazor binds recorders
+    to ``loss.forward``'s signature): ``student_*`` parameters take the student's taps in order and
+    ``teacher_*`` the teacher's (FSP: ``student_first, student_second, teacher_first,
+    teacher_second``); parameters named ``*_grad`` take the task losses' input gradients instead of
+    taps (``mmkd.GradATLoss``)."""
+    loss: str
+    student: Tuple[str, ...]
+    teacher: Tuple[str, ...]
+
+    @classmethod
+    def of(cls, loss: nn.Module) -> 'LossInputs':
+        params = [p.name for p in inspect.signature(loss.forward).parameters.values()
+                  if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        inputs = cls(type(loss).__name__, tuple(n for n in params if n.startswith('student_')),
+                     tuple(n for n in params if n.startswith('teacher_')))
+        if not inputs.student or len(inputs.student) + len(inputs.teacher) != len(params):
+            raise TypeError(f'{inputs.loss}.forward({", ".join(params)}): a distillation loss names its '
+                            'inputs student_<what> and teacher_<what> (taps, bound in order) or '
+                            'student_grad and teacher_grad (input gradients).')
+        return inputs
+
+    @property
+    def input_gradients(self) -> bool:
+        return all(name.endswith('_grad') for name in self.student + self.teacher)
+
+    def __str__(self) -> str:
+        return f'{self.loss}.forward({", ".join(self.student + self.teacher)})'
+
+
 @dataclass
 class Term:
     name: str
     loss: nn.Module
+    inputs: LossInputs
     student: Tuple[Tap, ...]
     teacher: Tuple[Tap, ...]
     connector: Optional[nn.Module]
@@ -33,8 +66,8 @@ class Term:
     stage: Union[int, str]
 
     @property
-    def uses_input_gradients(self) -> bool:
-        return getattr(self.loss, 'uses_input_gradients', False)
+    def takes_input_gradients(self) -> bool:
+        return self.inputs.input_gradients
 
     def describe(self) -> str:
         return (f"distillation term '{self.name}' ({type(self.loss).__name__}: student "
@@ -42,7 +75,8 @@ class Term:
 
 
 def default_name(loss: nn.Module) -> str:
-    """The loss's ``term_name`` if it has one, else its class name: NSTLoss -> 'nst'."""
+    """The loss class's ``term_name`` if it sets one (GradATLoss: 'grad_at'), else its class name
+    without 'Loss', lower case: NSTLoss -> 'nst', logged as ``loss_nst``."""
     name = type(loss).__name__
     return getattr(loss, 'term_name', name[:-4] if name.endswith('Loss') else name).lower()
 
@@ -71,11 +105,15 @@ def build_terms(configs: List[dict], connectors: Optional[nn.ModuleDict]) -> Lis
             name = f'{name}_{index}'
         used_names.add(name)
         student, teacher = as_taps(cfg.get('student')), as_taps(cfg.get('teacher'))
-        uses_input_gradients = getattr(loss, 'uses_input_gradients', False)
-        if not uses_input_gradients and (not student or len(student) != len(teacher)):
-            raise ValueError(f"distill[{index}] ('{name}'): student and teacher must name the same number "
-                             f'of taps (one, or a pair for FSP); got student={cfg.get("student")!r}, '
-                             f'teacher={cfg.get("teacher")!r}.')
+        inputs = LossInputs.of(loss)
+        given = f'got student={cfg.get("student")!r}, teacher={cfg.get("teacher")!r}'
+        if inputs.input_gradients and (student or teacher):
+            raise ValueError(f"distill[{index}] ('{name}'): {inputs} takes the task losses' input "
+                             f'gradients, not taps: remove student/teacher ({given}).')
+        if not inputs.input_gradients and (len(student), len(teacher)) != (len(inputs.student),
+                                                                            len(inputs.teacher)):
+            raise ValueError(f"distill[{index}] ('{name}'): {inputs} takes {len(inputs.student)} student "
+                             f'and {len(inputs.teacher)} teacher tap(s), bound in that order; {given}.')
         connector = None
         if cfg.get('connector') is not None:
             if connectors is None:
@@ -84,14 +122,15 @@ def build_terms(configs: List[dict], connectors: Optional[nn.ModuleDict]) -> Lis
                     "the student: use the model wrapper (model=dict(type='mmkd.Distiller', ...)) rather "
                     'than mmkd.DistillationHook for FitNet/AB-style terms.')
             if len(student) != 1:
-                raise ValueError(f"distill[{index}] ('{name}'): a connector maps one student tap.")
+                raise ValueError(f"distill[{index}] ('{name}'): a connector maps one student tap; "
+                                 f'{inputs} takes {len(student)}.')
             connector = MODELS.build(cfg['connector'])
             connectors[name] = connector
         stage = cfg.get('stage', 1)
         if stage not in STAGES:
             raise ValueError(f"distill[{index}] ('{name}'): stage must be one of {STAGES}, got {stage!r}.")
-        terms.append(Term(name, loss, student, teacher, connector, TermSchedule(**cfg.get('schedule', {})),
-                          stage))
+        terms.append(Term(name, loss, inputs, student, teacher, connector,
+                          TermSchedule(**cfg.get('schedule', {})), stage))
     return terms
 
 
@@ -186,7 +225,7 @@ class DistillationEngine:
         factor = self.task_loss_factor(progress)
         if factor != 1.0:
             scale_task_losses(losses, factor)
-        feature_terms = [t for t in self.terms if t.name in weights and not t.uses_input_gradients]
+        feature_terms = [t for t in self.terms if t.name in weights and not t.takes_input_gradients]
         if feature_terms:
             self.run_teacher(inputs, data_samples)
             for term in feature_terms:
@@ -201,9 +240,7 @@ class DistillationEngine:
             if term.connector is not None:
                 student = [term.connector(student[0])]
             teacher = [self.teacher_taps.get(tap) for tap in term.teacher]
-            if len(student) == 2:  # FSP: (s_first, s_second, t_first, t_second)
-                return term.loss(*student, *teacher)
-            return term.loss(student[0], teacher[0])
+            return term.loss(*student, *teacher)   # bound to forward's parameters at build time
         except ValueError as error:
             raise ValueError(f'{term.describe()}: {error}') from error
 

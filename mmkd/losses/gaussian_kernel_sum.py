@@ -16,10 +16,11 @@ where rounding made it negative (the forward clamps d_ij at 0, whose gradient is
 import torch
 from torch import Tensor
 
-#: Entries of a kernel-matrix block (all samples, some rows), per device type: 16 MB of float32 keeps
-#: the CPU's blocks in cache; on an H100 at the NST paper's tap 2^24 ran 2.2x faster than 2^22 (launch
-#: overhead of 16 row blocks), 2^25 and up gained < 10 % more (docs/benchmarks.md).
-BLOCK_ELEMENTS = dict(cpu=1 << 22, cuda=1 << 24)
+#: Entries of a kernel-matrix block (all samples, some rows), per device type: 4 MB of float32 on the
+#: CPU (memory under 2x NST-poly's at the paper's tap, time within 1.5x of the matmuls); on an H100 at
+#: that tap 2^24 ran 2.2x faster than 2^22 (launch overhead of many row blocks) and 2^25 and up gained
+#: < 10 % more (docs/benchmarks.md).
+BLOCK_ELEMENTS = dict(cpu=1 << 20, cuda=1 << 24)
 
 
 def _blocks(a: Tensor, b: Tensor):
@@ -29,11 +30,15 @@ def _blocks(a: Tensor, b: Tensor):
         yield slice(start, start + rows)
 
 
-def _kernel_block(a_blk: Tensor, b: Tensor, a_sq: Tensor, b_sq: Tensor, scale: Tensor):
-    """(K, d >= 0) for rows ``a_blk``: K = exp(-max(d, 0) * scale), scale = 1 / (2 sigma^2)."""
+def _kernel_block(a_blk: Tensor, b: Tensor, a_sq: Tensor, b_sq: Tensor, scale: Tensor,
+                  for_gradient: bool = False) -> Tensor:
+    """K = exp(-max(d, 0) * scale) for rows ``a_blk`` (scale = 1 / (2 sigma^2)), in place of d; for
+    the gradient, K' (0 where d < 0, where the clamp passes no gradient)."""
     d = torch.baddbmm(a_sq.unsqueeze(2) + b_sq.unsqueeze(1), a_blk, b.transpose(1, 2), alpha=-2.0)
-    nonneg = d >= 0
-    return d.clamp_(min=0).mul_(-scale).exp_(), nonneg
+    exponent = d.mul_(-scale)
+    if for_gradient:
+        return exponent.masked_fill_(exponent > 0, float('-inf')).exp_()
+    return exponent.clamp_(max=0).exp_()
 
 
 class GaussianKernelSum(torch.autograd.Function):
@@ -47,8 +52,7 @@ class GaussianKernelSum(torch.autograd.Function):
         a_sq, b_sq = a.pow(2).sum(2), b.pow(2).sum(2)
         total = a.new_zeros(a.shape[0])
         for rows in _blocks(a, b):
-            kernel, _ = _kernel_block(a[:, rows], b, a_sq[:, rows], b_sq, scale)
-            total += kernel.sum(dim=(1, 2))
+            total += _kernel_block(a[:, rows], b, a_sq[:, rows], b_sq, scale).sum(dim=(1, 2))
         ctx.save_for_backward(a, b, scale)
         ctx.same = same
         return total
@@ -66,8 +70,7 @@ class GaussianKernelSum(torch.autograd.Function):
         grad_a = torch.empty_like(a) if need_a else None
         grad_b = torch.zeros_like(b) if need_b else None
         for rows in _blocks(a, b):
-            kernel, nonneg = _kernel_block(a[:, rows], b, a_sq[:, rows], b_sq, scale)
-            kernel.mul_(nonneg)
+            kernel = _kernel_block(a[:, rows], b, a_sq[:, rows], b_sq, scale, for_gradient=True)
             if need_a:
                 grad_a[:, rows] = factor * (a[:, rows] * kernel.sum(2, keepdim=True) - torch.bmm(kernel, b))
             if need_b:

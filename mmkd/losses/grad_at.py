@@ -17,7 +17,7 @@ class GradATLoss(nn.Module):
     (no taps: the "tap" is the input image).
     """
 
-    uses_input_gradients = True
+    # forward(student_grad, teacher_grad): the engine binds input gradients, not taps, to *_grad.
     term_name = 'grad_at'  # logged as loss_grad_at
 
     def __init__(self, loss_weight: float = 1.0) -> None:
