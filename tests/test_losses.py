@@ -3,6 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import mmkd.losses
 from mmkd.registry import MODELS
 
 torch.manual_seed(0)
@@ -375,3 +376,14 @@ def test_gaussian_kernel_sum_blocks_and_recomputed_gradient(monkeypatch, block):
                 torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-12)
     assert torch.autograd.gradcheck(lambda p, q: GaussianKernelSum.apply(p, q, sigma2, False), (a, b))
     assert torch.autograd.gradcheck(lambda p: GaussianKernelSum.apply(p, p, sigma2, True), (a,))
+
+
+@pytest.mark.parametrize('name', mmkd.losses.__all__)
+def test_every_loss_documents_its_paper_and_a_config_term(name):
+    """help(mmkd.<Loss>) is enough to use it: the formula, the paper, a term that builds."""
+    doc = getattr(mmkd.losses, name).__doc__
+    assert 'Paper:' in doc and 'math:' in doc  # the formula (.. math:: or :math:)
+    example = doc[doc.index('Example'):]
+    term = eval(example[example.index('dict('):].split('\n\n')[0].replace('\n', ' '))  # noqa: S307
+    assert term['loss']['type'] == f'mmkd.{name}'
+    MODELS.build(term['loss'])

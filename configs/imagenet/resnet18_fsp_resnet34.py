@@ -8,7 +8,7 @@ _base_ = ['../_base_/models/resnet18.py', '../_base_/datasets/imagenet_bs64.py',
 
 def _fsp_stage(k):
     stage = dict(module=f'backbone.layer{k}', io='input'), f'backbone.layer{k}'
-    return dict(loss=dict(type='FSPLoss', reduction='mean'), student=stage, teacher=stage, name=f'fsp_layer{k}')
+    return dict(loss=dict(type='FSPLoss', form='code'), student=stage, teacher=stage, name=f'fsp_layer{k}')
 
 
 model = dict(

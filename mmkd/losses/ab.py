@@ -17,6 +17,15 @@ class ABLoss(nn.Module):
 
     summed over all elements. The student input must already have the teacher's shape
     (use a connector, as the paper does).
+
+    Paper: B. Heo, M. Lee, S. Yun, J. Y. Choi, "Knowledge Transfer via Distillation of Activation
+    Boundaries Formed by Hidden Neurons", AAAI 2019, arXiv:1811.03233.
+
+    Example (``mmkd.Distiller``, with a connector to the teacher's channels)::
+
+        dict(loss=dict(type='mmkd.ABLoss', margin=1.0, loss_weight=1.0),
+             student='backbone.in5b.preact', teacher=dict(module='backbone.layer4.2.relu', io='input', call=2),
+             connector=dict(type='mmkd.ConvConnector', in_channels=1024, out_channels=2048))
     """
 
     def __init__(self, margin: float = 1.0, loss_weight: float = 1.0) -> None:

@@ -1,13 +1,13 @@
 """FSP: Yim et al., "A Gift from Knowledge Distillation: Fast Optimization, Network Minimization
 and Transfer Learning" (CVPR 2017)."""
-from typing import Tuple
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
-from .utils import full_precision, student_input, teacher_input
+from .utils import choose_form, full_precision, student_input, teacher_input
 
 
 def fsp_matrix(first: Tensor, second: Tensor) -> Tensor:
@@ -33,17 +33,24 @@ class FSPLoss(nn.Module):
     Per sample, :math:`G_{ij} = \frac{1}{HW}\sum_{h,w} F^1_{i,hw} F^2_{j,hw}` (a C1 x C2 matrix),
     after pooling the larger map of the pair to the smaller's H x W. Then
 
-    - ``reduction='paper'``: :math:`\frac{1}{N}\sum_n \|G^s_n - G^t_n\|_F^2`;
-    - ``reduction='mean'``: mean over all elements of :math:`(G^s - G^t)^2`.
+    - ``form='paper'`` (eq. 2, with the lambda_i in ``loss_weight``): :math:`\frac{1}{N}\sum_n \|G^s_n - G^t_n\|_F^2`;
+    - ``form='code'`` (RepDistiller's FSP): mean over all elements of :math:`(G^s - G^t)^2`.
 
     Student and teacher G must both be C1 x C2; their spatial sizes need not match.
+
+    Paper: J. Yim, D. Joo, J. Bae, J. Kim, "A Gift from Knowledge Distillation: Fast Optimization,
+    Network Minimization and Transfer Learning", CVPR 2017.
+
+    Example (a pair of taps on each side, bound to forward's parameters in order)::
+
+        dict(loss=dict(type='mmkd.FSPLoss', form='paper'),
+             student=(dict(module='backbone.layer2', io='input'), 'backbone.layer2'),
+             teacher=(dict(module='backbone.layer2', io='input'), 'backbone.layer2'))
     """
 
-    def __init__(self, reduction: str = 'paper', loss_weight: float = 1.0) -> None:
+    def __init__(self, form: str = 'paper', loss_weight: float = 1.0, reduction: Optional[str] = None) -> None:
         super().__init__()
-        if reduction not in ('paper', 'mean'):
-            raise ValueError(f"FSPLoss reduction must be 'paper' or 'mean', got {reduction!r}.")
-        self.reduction = reduction
+        self.form = choose_form('FSPLoss', form, 'reduction', reduction, dict(mean='code', paper='paper'))
         self.loss_weight = loss_weight
 
     @full_precision
@@ -61,7 +68,7 @@ class FSPLoss(nn.Module):
                 f'{tuple(teacher_second.shape)} (G {tuple(teacher_g.shape)}). Choose layer pairs '
                 'with matching channel widths.')
         sq_diff = (student_g - teacher_g).pow(2)
-        if self.reduction == 'paper':
+        if self.form == 'paper':
             loss = sq_diff.sum() / sq_diff.shape[0]
         else:
             loss = sq_diff.mean()

@@ -15,6 +15,12 @@ class GradATLoss(nn.Module):
     with :math:`\beta` = ``loss_weight``. Training through it needs double backpropagation, which
     ``mmkd.Distiller`` does for a term ``dict(loss=dict(type='mmkd.GradATLoss', loss_weight=beta))``
     (no taps: the "tap" is the input image).
+
+    Paper: S. Zagoruyko, N. Komodakis, ICLR 2017 (arXiv:1612.03928), section 3.2.
+
+    Example (``mmkd.Distiller`` only: double backpropagation)::
+
+        dict(loss=dict(type='mmkd.GradATLoss', loss_weight=1.0))
     """
 
     # forward(student_grad, teacher_grad): the engine binds input gradients, not taps, to *_grad.

@@ -19,6 +19,14 @@ class KDLoss(nn.Module):
     Args:
         temperature: the softening temperature T.
         loss_weight: multiplies the loss.
+
+    Paper: G. Hinton, O. Vinyals, J. Dean, "Distilling the Knowledge in a Neural Network",
+    NIPS 2014 Deep Learning Workshop, arXiv:1503.02531.
+
+    Example (a term of ``mmkd.Distiller`` or ``mmkd.DistillationHook``)::
+
+        dict(loss=dict(type='mmkd.KDLoss', temperature=4.0, loss_weight=1.0),
+             student='head', teacher='head')
     """
 
     def __init__(self, temperature: float = 4.0, loss_weight: float = 1.0) -> None:

@@ -86,6 +86,14 @@ class NSTLoss(nn.Module):
         poly_offset: c.
         sigma2: fixed :math:`\sigma^2` for the Gaussian kernel (default: the per-sample mean).
         loss_weight: multiplies the loss (the paper's lambda/2 goes here; 50 in its release).
+
+    Paper: Z. Huang, N. Wang, "Like What You Like: Knowledge Distill via Neuron Selectivity
+    Transfer", arXiv:1707.01219, 2017.
+
+    Example (the paper's ImageNet tap; works in ``mmkd.DistillationHook`` too)::
+
+        dict(loss=dict(type='mmkd.NSTLoss', kernel='poly', poly_degree=2, poly_offset=0.0, loss_weight=50.0),
+             student='backbone.in5b.preact', teacher=dict(module='backbone.layer4.2.relu', io='input', call=2))
     """
 
     def __init__(self, kernel: str = 'poly', poly_degree: int = 2, poly_offset: float = 0.0,

@@ -4,7 +4,8 @@ Every loss computes in at least float32 (fp16/bf16 inputs are promoted, float64 
 that gradcheck works), outside any autocast region, and never sends gradient into the teacher.
 """
 import functools
-from typing import Callable, Tuple
+import warnings
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +22,26 @@ def student_input(x: Tensor) -> Tensor:
 
 def teacher_input(x: Tensor) -> Tensor:
     return x.detach().to(compute_dtype(x))
+
+
+#: ``form=``: every loss whose paper and authors' code differ computes either; the docstring says how.
+FORMS = ('paper', 'code')
+
+
+def choose_form(loss: str, form: str, legacy_name: str, legacy_value: Optional[str],
+                legacy_forms: Dict[str, str]) -> str:
+    """``form`` ('paper' or 'code'), or the form a pre-0.2 keyword (``ATLoss(mode=)``,
+    ``FitNetLoss(reduction=)``, ``FSPLoss(reduction=)``) names, with a DeprecationWarning."""
+    if legacy_value is not None:
+        if legacy_value not in legacy_forms:
+            raise ValueError(f'{loss} {legacy_name} must be one of {sorted(legacy_forms)}, got {legacy_value!r} '
+                             f"(now form='paper' or 'code').")
+        warnings.warn(f"{loss}({legacy_name}={legacy_value!r}) is {loss}(form={legacy_forms[legacy_value]!r}); "
+                      f'{legacy_name} will be removed.', DeprecationWarning, stacklevel=3)
+        return legacy_forms[legacy_value]
+    if form not in FORMS:
+        raise ValueError(f"{loss} form must be 'paper' or 'code', got {form!r}.")
+    return form
 
 
 def full_precision(forward: Callable) -> Callable:

@@ -9,10 +9,10 @@ _base_ = ['../taps/resnet.py', '../taps/inception_bn.py']
 # The release's SoftmaxOutput(z_s / T, label=softmax(z_t / T), grad_scale=16) gives the student logits
 # the gradient (16 / T)(p_s - p_t) per sample: KDLoss's T^2 factor at weight 1 (T = 4), not weight 16.
 kd_term = dict(loss=dict(type='KDLoss', temperature=4.0, loss_weight=1.0), student='head', teacher='head')
-fitnet_term = dict(loss=dict(type='FitNetLoss', reduction='mean'),
+fitnet_term = dict(loss=dict(type='FitNetLoss', form='code'),
                    student={{_base_.inception_bn_in5b_preact}}, teacher={{_base_.resnet101_c5_preact}},
                    connector=dict(type='ConvConnector', in_channels=1024, out_channels=2048))
-at_term = dict(loss=dict(type='ATLoss', p=2, mode='code', loss_weight=1000.0),
+at_term = dict(loss=dict(type='ATLoss', p=2, form='code', loss_weight=1000.0),
                student={{_base_.inception_bn_in5b_preact}}, teacher={{_base_.resnet101_c5_preact}})
 nst_linear_term = dict(loss=dict(type='NSTLoss', kernel='linear', loss_weight=50.0),
                        student={{_base_.inception_bn_in5b_preact}}, teacher={{_base_.resnet101_c5_preact}})
