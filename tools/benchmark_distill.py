@@ -155,7 +155,7 @@ class Case:
         """Each term's loss on this batch, with the teacher in the engine's current precision."""
         engine = self.engine
         with torch.no_grad():
-            engine.student_forward_starts('loss')
+            engine.begin_student_forward('loss')
             if self.detection:  # the backbone and neck hold the taps; the hook watches forward()
                 self.model.extract_feat(data['inputs'])
             else:

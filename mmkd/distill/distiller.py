@@ -68,7 +68,7 @@ class Distiller(BaseModel):
                   f'student\'s {len(own)} tensors fit).', logger='current')
 
     def forward(self, inputs: Tensor, data_samples=None, mode: str = 'tensor'):
-        self.engine.student_forward_starts(mode if self.training else 'eval')
+        self.engine.begin_student_forward(mode if self.training else 'eval')
         if mode != 'loss':
             return self.student(inputs, data_samples, mode)
         progress = Progress.current()

@@ -3,7 +3,7 @@
 It owns the teacher, the feature taps on student and teacher, the connectors, the loss terms and
 their schedules, and adds the active terms to the student's loss dict::
 
-    engine.student_forward_starts(mode)            # before the student's forward
+    engine.begin_student_forward(mode)            # before the student's forward
     losses = student(inputs, data_samples, mode='loss')
     losses = engine.add_terms(losses, inputs, data_samples)
 """
@@ -20,6 +20,7 @@ from .schedules import Progress, TermSchedule, TwoStage
 from .taps import FeatureRecorder, Tap, TapsComplete, TapSpec
 from .teacher import build_teacher, check_preprocessing
 
+#: ``stage=`` of a term under ``two_stage``: trained in stage 1 (hints), stage 2 (with the task loss) or both.
 STAGES = (1, 2, 'both')
 
 
@@ -213,9 +214,9 @@ class DistillationEngine:
         return 0.0 if self.stage(progress) == 1 else 1.0
 
     # ----------------------------------------------------------------- forward
-    def student_forward_starts(self, mode: str) -> None:
+    def begin_student_forward(self, mode: str) -> None:
         self.student_taps.reset()
-        self.student_taps.armed = mode == 'loss'
+        self.student_taps.recording = mode == 'loss'
 
     def add_terms(self, losses: dict, inputs: Tensor, data_samples=None,
                   progress: Optional[Progress] = None) -> dict:

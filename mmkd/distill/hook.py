@@ -40,7 +40,7 @@ class DistillationHook(Hook):
         student = runner.model.module if is_model_wrapper(runner.model) else runner.model
         self.engine = DistillationEngine.from_config(student, self.teacher_cfg, self.distill, self.two_stage)
         self._handles = [
-            student.register_forward_pre_hook(self._student_forward_starts, with_kwargs=True),
+            student.register_forward_pre_hook(self._begin_student_forward, with_kwargs=True),
             student.register_forward_hook(self._add_terms, with_kwargs=True),
         ]
 
@@ -54,8 +54,8 @@ class DistillationHook(Hook):
     def _mode(kwargs: dict) -> str:
         return kwargs.get('mode', 'tensor')
 
-    def _student_forward_starts(self, module, args, kwargs) -> None:
-        self.engine.student_forward_starts(self._mode(kwargs) if module.training else 'eval')
+    def _begin_student_forward(self, module, args, kwargs) -> None:
+        self.engine.begin_student_forward(self._mode(kwargs) if module.training else 'eval')
 
     def _add_terms(self, module, args, kwargs, output):
         if not module.training or self._mode(kwargs) != 'loss':

@@ -19,7 +19,7 @@ class Progress:
         hub = MessageHub.get_current_instance()
         return cls(iter=int(hub.get_info('iter', 0)), epoch=int(hub.get_info('epoch', 0)))
 
-    def at(self, by_epoch: bool) -> int:
+    def count(self, by_epoch: bool) -> int:
         return self.epoch if by_epoch else self.iter
 
 
@@ -40,7 +40,7 @@ class TermSchedule:
             raise ValueError(f'schedule {self}: warmup and stop must be >= 0.')
 
     def factor(self, progress: Progress) -> float:
-        step = progress.at(self.by_epoch)
+        step = progress.count(self.by_epoch)
         if self.stop is not None and step >= self.stop:
             return 0.0
         if step < self.warmup:
@@ -61,4 +61,4 @@ class TwoStage:
     by_epoch: bool = False
 
     def stage(self, progress: Progress) -> int:
-        return 1 if progress.at(self.by_epoch) < self.switch else 2
+        return 1 if progress.count(self.by_epoch) < self.switch else 2

@@ -92,7 +92,7 @@ class FeatureRecorder:
     def __init__(self, model: nn.Module, taps: List[Tap], role: str,
                  stop_when_complete: bool = False) -> None:
         self.role = role
-        self.armed = True  # the student's recorder is disarmed outside loss-mode forwards
+        self.recording = True  # the student's recorder records only in loss-mode forwards
         self.stop_when_complete = stop_when_complete
         self.taps = frozenset(taps)
         self.calls: Dict[str, int] = {}
@@ -106,7 +106,7 @@ class FeatureRecorder:
 
     def _input_recorder(self, name: str, taps: List[Tap]):
         def hook(module: nn.Module, args: tuple) -> None:
-            if not self.armed:
+            if not self.recording:
                 return
             call = self.calls.get(name, 0)
             self.calls[name] = call + 1
@@ -119,7 +119,7 @@ class FeatureRecorder:
 
     def _output_recorder(self, name: str, taps: List[Tap]):
         def hook(module: nn.Module, args: tuple, output: Any) -> None:
-            if not self.armed:
+            if not self.recording:
                 return
             call = self.calls[name] - 1
             for tap in taps:

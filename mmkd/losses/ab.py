@@ -4,7 +4,7 @@ import torch
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
-from .utils import check_same_shape, full_precision, student_input, teacher_input
+from .utils import check_same_shape, full_precision, upcast, upcast_target
 
 
 @MODELS.register_module()
@@ -39,8 +39,8 @@ class ABLoss(nn.Module):
     def forward(self, student_preact: Tensor, teacher_preact: Tensor) -> Tensor:
         check_same_shape('ABLoss', student_preact, teacher_preact,
                          hint=' Add a connector to the term to map the student to the teacher.')
-        s = student_input(student_preact)
-        teacher_active = teacher_input(teacher_preact) > 0
+        s = upcast(student_preact)
+        teacher_active = upcast_target(teacher_preact) > 0
         # (s + m)^2 [s > -m] = relu(s + m)^2 and (s - m)^2 [s <= m] = relu(m - s)^2: one pass.
         violation = torch.where(teacher_active, self.margin - s, s + self.margin).relu()
         loss = violation.pow(2).sum() / s.shape[0]

@@ -5,7 +5,7 @@ from torch import Tensor, nn
 import torch.nn.functional as F
 
 from mmkd.registry import MODELS
-from .utils import check_feature_maps, choose_form, full_precision, resize_to, student_input, teacher_input
+from .utils import check_feature_maps, choose_form, full_precision, resize_to, upcast, upcast_target
 
 
 def attention_map(feat: Tensor, p: float) -> Tensor:
@@ -47,8 +47,8 @@ class ATLoss(nn.Module):
     @full_precision
     def forward(self, student_feat: Tensor, teacher_feat: Tensor) -> Tensor:
         check_feature_maps('ATLoss', student_feat, teacher_feat)
-        student = resize_to(student_input(student_feat), teacher_feat.shape[-2:])
-        diff = attention_map(student, self.p) - attention_map(teacher_input(teacher_feat), self.p)
+        student = resize_to(upcast(student_feat), teacher_feat.shape[-2:])
+        diff = attention_map(student, self.p) - attention_map(upcast_target(teacher_feat), self.p)
         if self.form == 'code':
             loss = diff.pow(2).mean()
         else:

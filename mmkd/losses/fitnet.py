@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
-from .utils import check_same_shape, choose_form, full_precision, student_input, teacher_input
+from .utils import check_same_shape, choose_form, full_precision, upcast, upcast_target
 
 
 @MODELS.register_module()
@@ -39,7 +39,7 @@ class FitNetLoss(nn.Module):
             'FitNetLoss', student_feat, teacher_feat,
             hint=' Add a connector to the term (e.g. connector=dict(type=\'mmkd.ConvConnector\', '
             'in_channels=C_student, out_channels=C_teacher)) to map the student to the teacher.')
-        student, teacher = student_input(student_feat), teacher_input(teacher_feat)
+        student, teacher = upcast(student_feat), upcast_target(teacher_feat)
         if self.form == 'code':
             loss = F.mse_loss(student, teacher)
         else:

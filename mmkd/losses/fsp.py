@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
-from .utils import choose_form, full_precision, student_input, teacher_input
+from .utils import choose_form, full_precision, upcast, upcast_target
 
 
 def fsp_matrix(first: Tensor, second: Tensor) -> Tensor:
@@ -58,8 +58,8 @@ class FSPLoss(nn.Module):
                 teacher_second: Tensor) -> Tensor:
         check_pair('student', student_first, student_second)
         check_pair('teacher', teacher_first, teacher_second)
-        student_g = fsp_matrix(student_input(student_first), student_input(student_second))
-        teacher_g = fsp_matrix(teacher_input(teacher_first), teacher_input(teacher_second))
+        student_g = fsp_matrix(upcast(student_first), upcast(student_second))
+        teacher_g = fsp_matrix(upcast_target(teacher_first), upcast_target(teacher_second))
         if student_g.shape != teacher_g.shape:
             raise ValueError(
                 'FSPLoss needs the same C1 x C2 FSP matrix for student and teacher; got student '

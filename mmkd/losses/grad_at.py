@@ -2,7 +2,7 @@
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
-from .utils import check_same_shape, full_precision, student_input, teacher_input
+from .utils import check_same_shape, full_precision, upcast, upcast_target
 
 
 @MODELS.register_module()
@@ -33,5 +33,5 @@ class GradATLoss(nn.Module):
     @full_precision
     def forward(self, student_grad: Tensor, teacher_grad: Tensor) -> Tensor:
         check_same_shape('GradATLoss', student_grad, teacher_grad)
-        diff = student_input(student_grad) - teacher_input(teacher_grad)
+        diff = upcast(student_grad) - upcast_target(teacher_grad)
         return self.loss_weight / 2 * diff.flatten(1).norm(dim=1).mean()

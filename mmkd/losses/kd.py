@@ -3,7 +3,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
-from .utils import full_precision, student_input, teacher_input
+from .utils import full_precision, upcast, upcast_target
 
 
 @MODELS.register_module()
@@ -43,7 +43,7 @@ class KDLoss(nn.Module):
                 'KDLoss expects student and teacher logits of the same shape (N, K); got student '
                 f'{tuple(student_logits.shape)} and teacher {tuple(teacher_logits.shape)}.')
         t = self.temperature
-        log_p_s = F.log_softmax(student_input(student_logits) / t, dim=1)
-        log_p_t = F.log_softmax(teacher_input(teacher_logits) / t, dim=1)
+        log_p_s = F.log_softmax(upcast(student_logits) / t, dim=1)
+        log_p_t = F.log_softmax(upcast_target(teacher_logits) / t, dim=1)
         kl = F.kl_div(log_p_s, log_p_t, reduction='batchmean', log_target=True)
         return self.loss_weight * t * t * kl

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from mmkd.registry import MODELS
 from .gaussian_kernel_sum import GaussianKernelSum
-from .utils import check_feature_maps, full_precision, resize_to, student_input, teacher_input
+from .utils import check_feature_maps, full_precision, resize_to, upcast, upcast_target
 
 KERNELS = ('linear', 'poly', 'gaussian')
 
@@ -120,8 +120,8 @@ class NSTLoss(nn.Module):
                 f'NSTLoss needs at least 2 spatial positions to compare selectivity patterns; got '
                 f'student {tuple(student_feat.shape)} and teacher {tuple(teacher_feat.shape)}. Tap an '
                 'earlier layer (before global pooling).')
-        x = channel_distribution(resize_to(student_input(student_feat), (height, width)))
-        y = channel_distribution(teacher_input(teacher_feat))
+        x = channel_distribution(resize_to(upcast(student_feat), (height, width)))
+        y = channel_distribution(upcast_target(teacher_feat))
         return self.loss_weight * self.mmd(x, y).mean()
 
     def mmd(self, x: Tensor, y: Tensor) -> Tensor:

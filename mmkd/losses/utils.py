@@ -16,11 +16,13 @@ def compute_dtype(x: Tensor) -> torch.dtype:
     return torch.promote_types(x.dtype, torch.float32)
 
 
-def student_input(x: Tensor) -> Tensor:
+def upcast(x: Tensor) -> Tensor:
+    """A student input in the loss's compute dtype (float32, or float64 kept), gradient flowing."""
     return x.to(compute_dtype(x))
 
 
-def teacher_input(x: Tensor) -> Tensor:
+def upcast_target(x: Tensor) -> Tensor:
+    """A teacher input (the target) in the compute dtype, detached: no gradient reaches the teacher."""
     return x.detach().to(compute_dtype(x))
 
 
