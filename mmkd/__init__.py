@@ -6,7 +6,8 @@ from .version import __version__
 # Before anything imports mmcv.ops (mmdet's models do): with mmcv-lite, mmcv._ext comes from
 # torchvision; compiled ops, where installed, stay.
 install_mmcv_ext()
-allow_mmengine_checkpoints()
+# allow_mmengine_checkpoints() (torch's weights_only loader reads mmengine checkpoints) is a call,
+# not an import side effect: mmkd's tools and front doors make it (mmkd/checkpoint_safety.py).
 
 # Importing registers every module, in pipeline order.
 from . import losses  # noqa: E402
@@ -16,4 +17,4 @@ from . import datasets  # noqa: E402
 from . import evaluation  # noqa: E402
 from . import engine  # noqa: E402
 
-__all__ = ['__version__', 'datasets', 'distill', 'engine', 'evaluation', 'losses', 'models', 'ops']
+__all__ = ['__version__', 'allow_mmengine_checkpoints', 'datasets', 'distill', 'engine', 'evaluation', 'losses', 'models', 'ops']

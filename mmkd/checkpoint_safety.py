@@ -55,4 +55,9 @@ def mmengine_checkpoint_globals() -> List[Tuple[Any, str]]:
 
 
 def allow_mmengine_checkpoints() -> None:
+    """Allow-list, in torch's process-wide ``weights_only`` loader, the types of mmengine's checkpoints
+    (and nothing else). Idempotent. Made by ``tools/train.py``, ``tools/test.py`` (through
+    :func:`mmkd.cli.build_runner`), ``tools/extract_student.py``, and by ``mmkd.Distiller`` /
+    ``mmkd.DistillationHook`` when the runner builds them (before it resumes or loads the teacher);
+    a script that loads mmengine checkpoints otherwise calls ``mmkd.allow_mmengine_checkpoints()``."""
     torch.serialization.add_safe_globals(mmengine_checkpoint_globals())

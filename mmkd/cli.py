@@ -11,6 +11,7 @@ import torch.distributed as dist
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+from .checkpoint_safety import allow_mmengine_checkpoints
 from .cpu_distributed import prepare_cpu_distributed
 from .registry import RUNNERS
 
@@ -86,6 +87,9 @@ def add_nonfinite_guard(cfg: Config) -> None:
 
 
 def build_runner(cfg: Config) -> Runner:
+    """The runner of ``cfg``, with torch's weights_only loader able to read mmengine checkpoints
+    (``--resume``, ``load_from``)."""
+    allow_mmengine_checkpoints()
     prepare_cpu_distributed(cfg)
     return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
 

@@ -11,6 +11,11 @@ TESTS = osp.dirname(osp.abspath(__file__))
 sys.path.insert(0, osp.join(TESTS, 'fixtures'))
 sys.path.insert(0, osp.dirname(TESTS))
 
+import mmkd  # noqa: E402
+
+# As mmkd's tools do: the tests torch.load the checkpoints their runs write (weights_only=True).
+mmkd.allow_mmengine_checkpoints()
+
 
 @pytest.fixture
 def coco_tiny(tmp_path):

@@ -114,7 +114,8 @@ def test_train_resume_with_weights_only_loading(tmp_path):
     checkpoint = work_dir / 'iter_2.pth'
     assert checkpoint.is_file()
 
-    # torch's own default (weights_only=True) reads it once mmkd allow-lists mmengine's types.
+    # torch's own default (weights_only=True) reads it once mmkd allow-lists mmengine's types
+    # (mmkd.allow_mmengine_checkpoints(), made by tests/conftest.py as by mmkd's tools).
     state = torch.load(checkpoint)
     assert isinstance(state['message_hub']['log_scalars']['train/loss'], HistoryBuffer)
     assert state['message_hub']['log_scalars']['train/loss'].min() >= 0
@@ -160,3 +161,18 @@ def test_history_buffer_statistics_round_trip(tmp_path):
     loaded = torch.load(tmp_path / 'hb.pth')['buffer']
     assert (loaded.min(), loaded.max(), loaded.mean(), loaded.current()) == (1.0, 3.0, 2.0, 2.0)
 
+
+
+def test_checkpoint_allow_list_is_an_explicit_call():
+    """import mmkd leaves torch's weights_only allow-list alone; mmkd.allow_mmengine_checkpoints()
+    (made by the tools and the front doors) adds mmengine's checkpoint types."""
+    code = ('import torch, mmkd\n'
+            'from mmengine.logging import HistoryBuffer\n'
+            'def allowed():\n'
+            '    return any((g[0] if isinstance(g, tuple) else g) is HistoryBuffer\n'
+            '               for g in torch.serialization.get_safe_globals())\n'
+            'before = allowed()\n'
+            'mmkd.allow_mmengine_checkpoints()\n'
+            'print(before, allowed())\n')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout
+    assert out.split()[-2:] == ['False', 'True']

@@ -14,7 +14,7 @@ import os.path as osp
 
 import torch
 
-import mmkd  # noqa: F401  (lets torch.load read mmengine checkpoints with weights_only=True)
+from mmkd import allow_mmengine_checkpoints
 from mmkd.checkpoints import extract_student
 
 
@@ -25,6 +25,7 @@ def main() -> None:
     args = parser.parse_args()
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint}: no such file.')
+    allow_mmengine_checkpoints()
     student = extract_student(torch.load(args.checkpoint, map_location='cpu', weights_only=True))
     torch.save(student, args.out)
     print(f'wrote {len(student["state_dict"])} student tensors to {args.out}')

@@ -6,7 +6,7 @@
 import argparse
 import os.path as osp
 
-import mmkd  # noqa: F401  (registers mmkd's modules; lets torch.load read mmengine checkpoints)
+import mmkd  # noqa: F401  (registers mmkd's modules)
 from mmkd.cli import add_config_arguments, build_runner, load_config, teardown_distributed
 
 

@@ -10,7 +10,7 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.runner import find_latest_checkpoint
 
-import mmkd  # noqa: F401  (registers mmkd's modules; lets torch.load read mmengine checkpoints)
+import mmkd  # noqa: F401  (registers mmkd's modules)
 from mmkd.cli import add_config_arguments, add_nonfinite_guard, build_runner, load_config, teardown_distributed
 
 

@@ -15,6 +15,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
+from mmkd.checkpoint_safety import allow_mmengine_checkpoints
 from mmkd.registry import MODELS
 from .schedules import Progress, TermSchedule, TwoStage
 from .taps import FeatureRecorder, Tap, TapsComplete, TapSpec
@@ -183,6 +184,7 @@ class DistillationEngine:
         """The one build path of both front doors: builds and loads the teacher from its config
         (:func:`build_teacher`; ``precision`` and ``channels_last`` are this engine's), checks that it
         normalises its inputs as the student does, and builds the terms and taps."""
+        allow_mmengine_checkpoints()   # the teacher's checkpoint; the runner's resume after it
         teacher = dict(teacher)
         precision = teacher.pop('precision', 'auto')
         channels_last = teacher.pop('channels_last', False)
