@@ -24,21 +24,20 @@ BLOCK_ELEMENTS = dict(cpu=1 << 20, cuda=1 << 24)
 
 
 def _blocks(a: Tensor, b: Tensor):
+    """Row slices of ``a`` and one reused (N, rows, C_b) buffer: allocating every block anew costs
+    page faults (most when glibc returns large blocks to the system at once)."""
     block = BLOCK_ELEMENTS.get(a.device.type, BLOCK_ELEMENTS['cpu'])
-    rows = max(1, block // (a.shape[0] * b.shape[1]))
+    rows = min(a.shape[1], max(1, block // (a.shape[0] * b.shape[1])))
+    buffer = a.new_empty(a.shape[0], rows, b.shape[1])
     for start in range(0, a.shape[1], rows):
-        yield slice(start, start + rows)
+        stop = min(start + rows, a.shape[1])
+        yield slice(start, stop), buffer[:, :stop - start]
 
 
-def _kernel_block(a_blk: Tensor, b: Tensor, a_sq: Tensor, b_sq: Tensor, scale: Tensor,
-                  for_gradient: bool = False) -> Tensor:
-    """K = exp(-max(d, 0) * scale) for rows ``a_blk`` (scale = 1 / (2 sigma^2)), in place of d; for
-    the gradient, K' (0 where d < 0, where the clamp passes no gradient)."""
-    d = torch.baddbmm(a_sq.unsqueeze(2) + b_sq.unsqueeze(1), a_blk, b.transpose(1, 2), alpha=-2.0)
-    exponent = d.mul_(-scale)
-    if for_gradient:
-        return exponent.masked_fill_(exponent > 0, float('-inf')).exp_()
-    return exponent.clamp_(max=0).exp_()
+def _exponent(out: Tensor, a_blk: Tensor, b: Tensor, a_sq: Tensor, b_sq: Tensor, scale: Tensor) -> Tensor:
+    """-d * scale in ``out``, d = |a_i|^2 + |b_j|^2 - 2 a_i.b_j (scale = 1 / (2 sigma^2))."""
+    torch.add(a_sq.unsqueeze(2), b_sq.unsqueeze(1), out=out)
+    return out.baddbmm_(a_blk, b.transpose(1, 2), alpha=-2.0).mul_(-scale)
 
 
 class GaussianKernelSum(torch.autograd.Function):
@@ -51,8 +50,10 @@ class GaussianKernelSum(torch.autograd.Function):
         scale = 0.5 / sigma2
         a_sq, b_sq = a.pow(2).sum(2), b.pow(2).sum(2)
         total = a.new_zeros(a.shape[0])
-        for rows in _blocks(a, b):
-            total += _kernel_block(a[:, rows], b, a_sq[:, rows], b_sq, scale).sum(dim=(1, 2))
+        for rows, out in _blocks(a, b):
+            # K = exp(-max(d, 0) * scale): the clamp keeps rounding (d slightly < 0) from K > 1.
+            exponent = _exponent(out, a[:, rows], b, a_sq[:, rows], b_sq, scale)
+            total += exponent.clamp_(max=0).exp_().sum(dim=(1, 2))
         ctx.save_for_backward(a, b, scale)
         ctx.same = same
         return total
@@ -69,8 +70,10 @@ class GaussianKernelSum(torch.autograd.Function):
         factor = (-2.0 * scale.view(-1, 1, 1) * grad_total.view(-1, 1, 1)) * (2.0 if ctx.same else 1.0)
         grad_a = torch.empty_like(a) if need_a else None
         grad_b = torch.zeros_like(b) if need_b else None
-        for rows in _blocks(a, b):
-            kernel = _kernel_block(a[:, rows], b, a_sq[:, rows], b_sq, scale, for_gradient=True)
+        for rows, out in _blocks(a, b):
+            # K' = exp(-d * scale) where d >= 0, 0 where d < 0 (clamp_min passes no gradient there).
+            kernel = _exponent(out, a[:, rows], b, a_sq[:, rows], b_sq, scale)
+            kernel = kernel.masked_fill_(kernel > 0, float('-inf')).exp_()
             if need_a:
                 grad_a[:, rows] = factor * (a[:, rows] * kernel.sum(2, keepdim=True) - torch.bmm(kernel, b))
             if need_b:
