@@ -23,6 +23,7 @@ import sys
 import time
 from typing import Dict, List, Optional
 
+from mmkd import allow_mmengine_checkpoints
 from mmkd.datasets.demo_data import make_demo_data
 from mmkd.results import bar_chart, latest_metrics
 
@@ -243,6 +244,7 @@ def attention_figure(data_dir: str, teacher: dict, students: Dict[str, dict], pa
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    allow_mmengine_checkpoints()   # the attention figure loads the runs' checkpoints in this process
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--methods', nargs='+', choices=METHODS, default=list(METHODS),
                         help='students to run (the student alone is always run, for comparison)')
