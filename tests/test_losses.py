@@ -101,6 +101,96 @@ def ref_ab(s, t, m):
     return (a + b).sum() / s.shape[0]
 
 
+def ref_cwd(s, t, tau):
+    n, c = s.shape[:2]
+    total = 0.0
+    for i in range(n):
+        for j in range(c):
+            p_t = torch.softmax(t[i, j].reshape(-1) / tau, dim=0)
+            p_s = torch.softmax(s[i, j].reshape(-1) / tau, dim=0)
+            total = total + (p_t * torch.log(p_t / p_s)).sum()
+    return tau ** 2 * total / (n * c)
+
+
+def ref_pkd(s, t):
+    s = resize(s, t.shape[-2:])
+
+    def standardised(x):
+        out = torch.empty_like(x)
+        for c in range(x.shape[1]):
+            v = x[:, c]
+            m = v.mean()
+            sd = torch.sqrt(((v - m) ** 2).sum() / (v.numel() - 1))
+            out[:, c] = (v - m) / (sd + 1e-6)
+        return out
+
+    return ((standardised(s) - standardised(t)) ** 2).mean() / 2
+
+
+def ref_dkd(s, t, labels, alpha, beta, temperature):
+    total = 0.0
+    for n in range(s.shape[0]):
+        g = int(labels[n])
+        p_s, p_t = torch.softmax(s[n] / temperature, 0), torch.softmax(t[n] / temperature, 0)
+        b_s = torch.stack([p_s[g], 1 - p_s[g]])
+        b_t = torch.stack([p_t[g], 1 - p_t[g]])
+        tckd = (b_t * torch.log(b_t / b_s)).sum()
+        others = [k for k in range(s.shape[1]) if k != g]
+        q_s, q_t = p_s[others] / p_s[others].sum(), p_t[others] / p_t[others].sum()
+        nckd = (q_t * torch.log(q_t / q_s)).sum()
+        total = total + alpha * tckd + beta * nckd
+    return temperature ** 2 * total / s.shape[0]
+
+
+def pearson(a, b):
+    a, b = a - a.mean(), b - b.mean()
+    return (a * b).sum() / (torch.sqrt((a ** 2).sum()) * torch.sqrt((b ** 2).sum()))
+
+
+def ref_dist(s, t, beta, gamma, tau):
+    y_s, y_t = torch.softmax(s / tau, 1), torch.softmax(t / tau, 1)
+    inter = 1 - torch.stack([pearson(y_s[n], y_t[n]) for n in range(s.shape[0])]).mean()
+    intra = 1 - torch.stack([pearson(y_s[:, k], y_t[:, k]) for k in range(s.shape[1])]).mean()
+    return tau ** 2 * (beta * inter + gamma * intra)
+
+
+def huber(x, y):
+    d = (x - y).abs()
+    return torch.where(d < 1, 0.5 * d ** 2, d - 0.5)
+
+
+def ref_rkd(s, t, wd, wa):
+    s, t = s.reshape(s.shape[0], -1), t.reshape(t.shape[0], -1)
+    n = s.shape[0]
+    pairs = [(i, j) for i in range(n) for j in range(n) if i != j]
+
+    def psi_d(e):
+        d = torch.zeros(n, n, dtype=e.dtype)
+        for i, j in pairs:
+            d[i, j] = torch.sqrt(((e[i] - e[j]) ** 2).sum())
+        return d / (sum(d[i, j] for i, j in pairs) / len(pairs))
+
+    def psi_a(e):
+        a = torch.zeros(n, n, n, dtype=e.dtype)
+        for j in range(n):
+            for i in range(n):
+                for k in range(n):
+                    if i != j and k != j:
+                        u, v = e[i] - e[j], e[k] - e[j]
+                        a[j, i, k] = (u * v).sum() / (torch.sqrt((u ** 2).sum()) * torch.sqrt((v ** 2).sum()))
+        return a
+
+    return wd * huber(psi_d(s), psi_d(t)).mean() + wa * huber(psi_a(s), psi_a(t)).mean()
+
+
+def ref_mgd_generation(connector, s, mask):
+    """MGD's student side from the connector's weights: align (1x1 conv, or none), mask, conv-ReLU-conv."""
+    x = F.conv2d(s, connector.align.weight, connector.align.bias) if isinstance(connector.align, torch.nn.Conv2d) else s
+    x = x * mask
+    g0, g2 = connector.generation[0], connector.generation[2]
+    return F.conv2d(torch.relu(F.conv2d(x, g0.weight, g0.bias, padding=1)), g2.weight, g2.bias, padding=1)
+
+
 def assert_close(actual, expected):
     assert actual.shape == ()
     rel = (actual - expected).abs() / expected.abs().clamp_min(1e-12)
@@ -195,6 +285,100 @@ def test_ab_matches_reference(margin):
     assert_close(build('ABLoss', margin=margin)(s, t), ref_ab(s, t, margin))
 
 
+@pytest.mark.parametrize('tau', [1.0, 3.0])
+def test_cwd_matches_reference(tau):
+    s, t = rand(2, 3, 4, 5), rand(2, 3, 4, 5) * 2
+    assert_close(build('CWDLoss', tau=tau, loss_weight=2.0)(s, t), 2.0 * ref_cwd(s, t, tau))
+
+
+@pytest.mark.parametrize('s_shape,t_shape', [((2, 3, 4, 5), (2, 3, 4, 5)), ((2, 3, 8, 6), (2, 3, 4, 5))])
+def test_pkd_matches_reference(s_shape, t_shape):
+    s, t = rand(*s_shape) * 3 + 1, rand(*t_shape) * 0.1 - 2
+    assert_close(build('PKDLoss', loss_weight=6.0)(s, t), 6.0 * ref_pkd(s, t))
+    # Scale and shift of either map per channel change nothing (the point of PKD), up to the
+    # authors' eps = 1e-6 added to the standard deviation.
+    scale, shift = rand(1, 3, 1, 1).abs() + 0.1, rand(1, 3, 1, 1)
+    torch.testing.assert_close(build('PKDLoss')(s * scale + shift, t), build('PKDLoss')(s, t),
+                               rtol=1e-5, atol=0)
+
+
+def test_pkd_resizes_the_teacher_on_request():
+    s, t = rand(2, 3, 4, 5), rand(2, 3, 8, 10)
+    assert_close(build('PKDLoss', resize_student=False)(s, t), ref_pkd(s, resize(t, (4, 5))))
+
+
+@pytest.mark.parametrize('alpha,beta,temperature', [(1.0, 8.0, 4.0), (0.5, 0.5, 1.0)])
+def test_dkd_matches_reference(alpha, beta, temperature):
+    s, t = rand(6, 7), rand(6, 7) * 3
+    labels = torch.tensor([0, 6, 3, 3, 1, 5])
+    loss = build('DKDLoss', alpha=alpha, beta=beta, temperature=temperature)
+    assert_close(loss(s, t, labels), ref_dkd(s, t, labels, alpha, beta, temperature))
+
+
+def test_dkd_with_alpha_equal_beta_is_not_kd():
+    """The paper's point (eq. 2): KD = TCKD + (1 - p_gt^T) NCKD, so DKD(alpha=beta=1) differs from KD
+    unless the teacher is unsure of the target, and KD's identity holds for the reference."""
+    s, t = rand(4, 5), rand(4, 5) * 2
+    labels = torch.tensor([1, 0, 4, 2])
+    kd = ref_kd(s, t, 1.0)
+    p_gt = torch.softmax(t, 1)[torch.arange(4), labels]
+    per_sample = [ref_dkd(s[n:n + 1], t[n:n + 1], labels[n:n + 1], 1.0, 1 - p_gt[n], 1.0) for n in range(4)]
+    torch.testing.assert_close(torch.stack(per_sample).mean(), kd, rtol=1e-10, atol=0)
+    assert (build('DKDLoss', alpha=1.0, beta=1.0, temperature=1.0)(s, t, labels) - kd).abs() > 1e-3
+
+
+@pytest.mark.parametrize('beta,gamma,tau', [(1.0, 1.0, 1.0), (2.0, 0.5, 4.0)])
+def test_dist_matches_reference(beta, gamma, tau):
+    s, t = rand(5, 6), rand(5, 6) * 2
+    assert_close(build('DISTLoss', beta=beta, gamma=gamma, tau=tau)(s, t), ref_dist(s, t, beta, gamma, tau))
+
+
+@pytest.mark.parametrize('weights', [(25.0, 50.0), (1.0, 0.0), (0.0, 2.0)])
+def test_rkd_matches_reference(weights):
+    s, t = rand(5, 3, 2, 2), rand(5, 7)  # a feature map (flattened) and an embedding
+    assert_close(build('RKDLoss', distance_weight=weights[0], angle_weight=weights[1])(s, t),
+                 ref_rkd(s, t, *weights))
+
+
+def test_rkd_l2_norm_normalises_the_embeddings():
+    s, t = rand(4, 6), rand(4, 3)
+    assert_close(build('RKDLoss', l2_norm=True)(s, t),
+                 ref_rkd(F.normalize(s, dim=1), F.normalize(t, dim=1), 25.0, 50.0))
+
+
+@pytest.mark.parametrize('channels', [(3, 5), (4, 4)])
+def test_mgd_connector_and_loss_match_reference(channels):
+    from mmkd.distill import MGDConnector
+    c_s, c_t = channels
+    connector = MGDConnector(c_s, c_t, mask_ratio=0.5).double()
+    s, t = rand(3, c_s, 5, 6), rand(3, c_t, 5, 6)
+    torch.manual_seed(5)
+    generated = connector(s)
+    torch.manual_seed(5)
+    mask = connector.random_mask(s)
+    expected_gen = ref_mgd_generation(connector, s, mask)
+    torch.testing.assert_close(generated, expected_gen, rtol=1e-12, atol=1e-12)
+    assert isinstance(connector.align, torch.nn.Identity) == (c_s == c_t)
+    expected = 2e-5 * ((t - expected_gen) ** 2).sum() / 3
+    assert_close(build('MGDLoss')(generated, t), expected)
+
+
+def test_mgd_mask_ratio_and_eval_mode():
+    from mmkd.distill import MGDConnector
+    connector = MGDConnector(2, 2, mask_ratio=0.65)
+    torch.manual_seed(0)
+    mask = connector.random_mask(torch.empty(64, 2, 16, 16))
+    assert mask.shape == (64, 1, 16, 16) and set(mask.unique().tolist()) == {0.0, 1.0}
+    assert abs((1 - mask.mean().item()) - 0.65) < 0.01   # 16k positions: within 4 standard deviations
+    connector.eval()
+    x = rand(2, 2, 4, 4).float()
+    torch.testing.assert_close(connector(x), connector.generation(x))
+    with pytest.raises(ValueError, match='mask_ratio'):
+        MGDConnector(2, 2, mask_ratio=1.0)
+    with pytest.raises(ValueError, match=r'\(N, 2, H, W\).*\(2, 3, 4, 4\)'):
+        connector(rand(2, 3, 4, 4).float())
+
+
 # ---------------------------------------------------------------- properties
 def loss_cases():
     """(name, loss, student inputs, teacher inputs) with small float64 tensors."""
@@ -209,11 +393,23 @@ def loss_cases():
     yield 'NST-gaussian', build('NSTLoss', kernel='gaussian', sigma2=0.7), [rand(2, 3, 3, 4)], [rand(2, 4, 3, 4)]
     yield 'NST-poly-spatial', build('NSTLoss'), [rand(2, 8, 1, 3)], [rand(2, 9, 1, 3)]
     yield 'AB', build('ABLoss'), [rand(2, 3, 4, 5)], [rand(2, 3, 4, 5)]
+    yield 'CWD', build('CWDLoss', tau=2.0), [rand(2, 3, 3, 4)], [rand(2, 3, 3, 4)]
+    yield 'PKD', build('PKDLoss'), [rand(2, 3, 3, 4)], [rand(2, 3, 3, 4)]
+    yield 'MGD', build('MGDLoss', loss_weight=1.0), [rand(2, 3, 3, 4)], [rand(2, 3, 3, 4)]
+    yield 'DKD', build('DKDLoss'), [rand(4, 5)], [rand(4, 5)]
+    yield 'DIST', build('DISTLoss', tau=2.0), [rand(4, 5)], [rand(4, 5)]
+    yield 'RKD', build('RKDLoss'), [rand(4, 3, 2, 2)], [rand(4, 6)]
+
+
+#: The labels DKD takes, for batches of 4 with 5 classes.
+LABELS = torch.tensor([0, 4, 2, 2])
 
 
 def call(name, loss, student, teacher):
     if name == 'FSP':
         return loss(*student, *teacher)
+    if name == 'DKD':
+        return loss(student[0], teacher[0], LABELS)
     return loss(student[0], teacher[0])
 
 
@@ -250,6 +446,11 @@ def test_loss_weight_scales(case):
     ('NST-poly', build('NSTLoss'), (2, 3, 5, 6)),
     ('NST-poly-spatial', build('NSTLoss'), (2, 64, 2, 3)),
     ('NST-gaussian', build('NSTLoss', kernel='gaussian'), (2, 3, 5, 6)),
+    ('CWD', build('CWDLoss'), (2, 3, 5, 6)),
+    ('PKD', build('PKDLoss'), (2, 3, 5, 6)),
+    ('MGD', build('MGDLoss'), (2, 3, 5, 6)),
+    ('DKD', build('DKDLoss'), (4, 5)),
+    ('RKD', build('RKDLoss'), (4, 6)),
 ])
 def test_zero_when_student_equals_teacher(name, loss, shape):
     x = rand(*shape)
@@ -305,10 +506,29 @@ def test_float32_under_autocast(case):
     (build('NSTLoss'), (2, 8, 4, 4), (3, 8, 4, 4), r'\(2, 8, 4, 4\).*\(3, 8, 4, 4\)'),
     (build('NSTLoss'), (2, 8, 1, 1), (2, 8, 1, 1), r'at least 2 spatial positions.*\(2, 8, 1, 1\)'),
     (build('NSTLoss'), (2, 8, 4, 4), (2, 8, 1, 1), r'at least 2 spatial positions.*\(2, 8, 1, 1\)'),
+    (build('CWDLoss'), (2, 8, 4, 4), (2, 8, 5, 4), r'\(2, 8, 4, 4\).*\(2, 8, 5, 4\).*connector'),
+    (build('CWDLoss'), (2, 8), (2, 8), r'\(N, C, H, W\).*\(2, 8\)'),
+    (build('PKDLoss'), (2, 8, 4, 4), (2, 16, 4, 4), r'channels.*\(2, 8, 4, 4\).*\(2, 16, 4, 4\).*connector'),
+    (build('PKDLoss'), (2, 8, 4, 4), (3, 8, 4, 4), r'\(2, 8, 4, 4\).*\(3, 8, 4, 4\)'),
+    (build('MGDLoss'), (2, 8, 4, 4), (2, 16, 4, 4), r'\(2, 8, 4, 4\).*\(2, 16, 4, 4\).*MGDConnector'),
+    (build('DISTLoss'), (4, 10), (4, 11), r'\(4, 10\).*\(4, 11\)'),
+    (build('DISTLoss'), (1, 10), (1, 10), r'N, K >= 2.*\(1, 10\)'),
+    (build('RKDLoss'), (4, 10), (5, 10), r'same N.*\(4, 10\).*\(5, 10\)'),
+    (build('RKDLoss'), (1, 10), (1, 10), r'N >= 2.*\(1, 10\)'),
 ])
 def test_invalid_input_names_shapes(loss, student, teacher, expected):
     with pytest.raises(ValueError, match=expected):
         loss(rand(*student), rand(*teacher))
+
+
+def test_dkd_invalid_input_names_shapes():
+    loss = build('DKDLoss')
+    with pytest.raises(ValueError, match=r'\(4, 5\).*\(4, 6\).*labels \(4,\)'):
+        loss(rand(4, 5), rand(4, 6), LABELS)
+    with pytest.raises(ValueError, match=r'labels \(3,\)'):
+        loss(rand(4, 5), rand(4, 5), LABELS[:3])
+    with pytest.raises(ValueError, match=r'labels must be in \[0, 5\), got 0..7'):
+        loss(rand(4, 5), rand(4, 5), torch.tensor([0, 7, 1, 1]))
 
 
 def test_fsp_invalid_input_names_shapes():
@@ -328,6 +548,10 @@ def test_fsp_invalid_input_names_shapes():
     ('NSTLoss', dict(poly_degree=1.5)),
     ('NSTLoss', dict(kernel='gaussian', sigma2=0.0)),
     ('ABLoss', dict(margin=-1)),
+    ('CWDLoss', dict(tau=0)),
+    ('DKDLoss', dict(temperature=-1)),
+    ('DISTLoss', dict(tau=0)),
+    ('RKDLoss', dict(angle_weight=-1)),
 ])
 def test_invalid_settings_rejected(type_, kwargs):
     with pytest.raises(ValueError, match=type_):

@@ -1,4 +1,4 @@
-from .connectors import ConvConnector
+from .connectors import ConvConnector, MGDConnector
 from .distiller import Distiller
 from .engine import DistillationEngine
 from .hook import DistillationHook
@@ -6,5 +6,5 @@ from .schedules import Progress, TermSchedule, TwoStage
 from .taps import FeatureRecorder, Tap
 from .teacher import build_teacher
 
-__all__ = ['ConvConnector', 'Distiller', 'DistillationEngine', 'DistillationHook', 'FeatureRecorder',
+__all__ = ['ConvConnector', 'MGDConnector', 'Distiller', 'DistillationEngine', 'DistillationHook', 'FeatureRecorder',
            'Progress', 'Tap', 'TermSchedule', 'TwoStage', 'build_teacher']

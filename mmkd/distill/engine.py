@@ -31,21 +31,24 @@ class LossInputs:
     to ``loss.forward``'s signature): ``student_*`` parameters take the student's taps in order and
     ``teacher_*`` the teacher's (FSP: ``student_first, student_second, teacher_first,
     teacher_second``); parameters named ``*_grad`` take the task losses' input gradients instead of
-    taps (``mmkd.GradATLoss``)."""
+    taps (``mmkd.GradATLoss``); a last parameter ``gt_labels`` takes the batch's class labels, read
+    from the data samples' ``gt_label`` (``mmkd.DKDLoss``)."""
     loss: str
     student: Tuple[str, ...]
     teacher: Tuple[str, ...]
+    labels: bool = False
 
     @classmethod
     def of(cls, loss: nn.Module) -> 'LossInputs':
         params = [p.name for p in inspect.signature(loss.forward).parameters.values()
                   if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        labels = params[-1:] == [LABELS]
         inputs = cls(type(loss).__name__, tuple(n for n in params if n.startswith('student_')),
-                     tuple(n for n in params if n.startswith('teacher_')))
-        if not inputs.student or len(inputs.student) + len(inputs.teacher) != len(params):
+                     tuple(n for n in params if n.startswith('teacher_')), labels)
+        if not inputs.student or len(inputs.student) + len(inputs.teacher) + labels != len(params):
             raise TypeError(f'{inputs.loss}.forward({", ".join(params)}): a distillation loss names its '
                             'inputs student_<what> and teacher_<what> (taps, bound in order) or '
-                            'student_grad and teacher_grad (input gradients).')
+                            f'student_grad and teacher_grad (input gradients), and may end with {LABELS}.')
         return inputs
 
     @property
@@ -53,7 +56,19 @@ class LossInputs:
         return all(name.endswith('_grad') for name in self.student + self.teacher)
 
     def __str__(self) -> str:
-        return f'{self.loss}.forward({", ".join(self.student + self.teacher)})'
+        return f'{self.loss}.forward({", ".join(self.student + self.teacher + (LABELS,) * self.labels)})'
+
+
+#: The loss parameter that receives the batch's ground-truth class labels.
+LABELS = 'gt_labels'
+
+
+def batch_labels(data_samples, device: torch.device, term: str) -> Tensor:
+    """The (N,) class labels of a classification batch, from each data sample's ``gt_label``."""
+    if not data_samples or not all(hasattr(s, 'gt_label') for s in data_samples):
+        raise ValueError(f'{term} takes the class labels of the batch ({LABELS}), but the data samples '
+                         'carry no gt_label: it is a classification term (logits and one label per image).')
+    return torch.stack([torch.as_tensor(s.gt_label).reshape(()) for s in data_samples]).to(device)
 
 
 @dataclass
@@ -232,18 +247,19 @@ class DistillationEngine:
         if feature_terms:
             self.run_teacher(inputs, data_samples)
             for term in feature_terms:
-                losses[f'loss_{term.name}'] = weights[term.name] * self.term_loss(term)
+                losses[f'loss_{term.name}'] = weights[term.name] * self.term_loss(term, data_samples)
         self.student_taps.reset()
         self.teacher_taps.reset()
         return losses
 
-    def term_loss(self, term: Term) -> Tensor:
+    def term_loss(self, term: Term, data_samples=None) -> Tensor:
         try:
             student = [self.student_taps.get(tap) for tap in term.student]
             if term.connector is not None:
                 student = [term.connector(student[0])]
             teacher = [self.teacher_taps.get(tap) for tap in term.teacher]
-            return term.loss(*student, *teacher)   # bound to forward's parameters at build time
+            labels = [batch_labels(data_samples, student[0].device, term.describe())] if term.inputs.labels else []
+            return term.loss(*student, *teacher, *labels)   # bound to forward's parameters at build time
         except ValueError as error:
             raise ValueError(f'{term.describe()}: {error}') from error
 

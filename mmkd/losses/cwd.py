@@ -1,0 +1,51 @@
+"""CWD: Shu et al., "Channel-wise Knowledge Distillation for Dense Prediction" (ICCV 2021)."""
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmkd.registry import MODELS
+from .utils import check_same_shape, full_precision, upcast, upcast_target
+
+
+@MODELS.register_module()
+class CWDLoss(nn.Module):
+    r"""Channel-wise distillation: each channel's activation map becomes a distribution over its
+    H x W positions, :math:`\phi(y_c)_i = \exp(y_{c,i} / \tau) / \sum_j \exp(y_{c,j} / \tau)`, and
+    the student's is pulled to the teacher's:
+
+    .. math::
+        L_{CWD} = \frac{\tau^2}{N C} \sum_{n, c} \sum_i \phi(y^T_{n,c})_i
+                  \log \frac{\phi(y^T_{n,c})_i}{\phi(y^S_{n,c})_i}
+
+    Paper eq. 3 (with the per-image sum averaged over the batch) and mmrazor's
+    ``ChannelWiseDivergence`` (the authors' released form) agree exactly. Student and teacher maps
+    must have the same shape (FPN levels of two detectors with 256 channels do; otherwise add a
+    connector).
+
+    Paper: C. Shu, Y. Liu, J. Gao, Z. Yan, C. Shen, "Channel-wise Knowledge Distillation for Dense
+    Prediction", ICCV 2021, arXiv:2011.13256.
+
+    Example (an FPN level; mmrazor's Faster R-CNN configs use tau=1, loss_weight=10)::
+
+        dict(loss=dict(type='mmkd.CWDLoss', tau=1.0, loss_weight=10.0),
+             student=dict(module='neck', index=0), teacher=dict(module='neck', index=0))
+    """
+
+    def __init__(self, tau: float = 1.0, loss_weight: float = 1.0) -> None:
+        super().__init__()
+        if tau <= 0:
+            raise ValueError(f'CWDLoss tau must be > 0, got {tau}.')
+        self.tau = tau
+        self.loss_weight = loss_weight
+
+    @full_precision
+    def forward(self, student_feat: Tensor, teacher_feat: Tensor) -> Tensor:
+        if student_feat.dim() != 4:
+            raise ValueError(f'CWDLoss expects (N, C, H, W) feature maps; got student '
+                             f'{tuple(student_feat.shape)} and teacher {tuple(teacher_feat.shape)}.')
+        check_same_shape('CWDLoss', student_feat, teacher_feat,
+                         hint=' Add a connector to the term to map the student to the teacher.')
+        n, c = student_feat.shape[:2]
+        log_p_s = F.log_softmax(upcast(student_feat).flatten(2) / self.tau, dim=2)
+        log_p_t = F.log_softmax(upcast_target(teacher_feat).flatten(2) / self.tau, dim=2)
+        kl = F.kl_div(log_p_s, log_p_t, reduction='sum', log_target=True)
+        return self.loss_weight * self.tau ** 2 * kl / (n * c)

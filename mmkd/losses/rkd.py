@@ -1,0 +1,77 @@
+"""RKD: Park et al., "Relational Knowledge Distillation" (CVPR 2019)."""
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmkd.registry import MODELS
+from .utils import full_precision, upcast, upcast_target
+
+
+def normalised_distances(e: Tensor, eps: float = 1e-12) -> Tensor:
+    """psi_D: the N x N Euclidean distances (from the Gram matrix, squared distances clamped at
+    eps, the diagonal 0) divided by their mean over the pairs i != j."""
+    sq = e.pow(2).sum(dim=1)
+    d = (sq[:, None] + sq[None, :] - 2 * e @ e.t()).clamp(min=eps).sqrt()
+    d = d * (1 - torch.eye(len(e), dtype=d.dtype, device=d.device))
+    return d / d[d > 0].mean()
+
+
+def angles(e: Tensor) -> Tensor:
+    """psi_A: cos of the angle at j of each triplet (i, j, k), <e_i - e_j, e_k - e_j> over the norms,
+    as an N x N x N tensor (0 where i = j or k = j)."""
+    unit = F.normalize(e[None, :, :] - e[:, None, :], p=2, dim=2)   # unit[j, i] = (e_i - e_j) / norm
+    return torch.bmm(unit, unit.transpose(1, 2))
+
+
+@MODELS.register_module()
+class RKDLoss(nn.Module):
+    r"""Relational KD: the student's embeddings :math:`s_i` (feature maps are flattened; student and
+    teacher dimensions may differ) keep the teacher's pairwise distances and triplet angles, with
+    :math:`l_\delta` the Huber loss (smooth L1, :math:`\delta = 1`):
+
+    .. math::
+        L_{RKD} = \lambda_D \cdot \mathrm{mean}_{i,j}\, l_\delta\big(\psi_D(t_i, t_j), \psi_D(s_i, s_j)\big)
+                + \lambda_A \cdot \mathrm{mean}_{i,j,k}\, l_\delta\big(\psi_A(t_i, t_j, t_k), \psi_A(s_i, s_j, s_k)\big)
+
+    :math:`\psi_D(t_i, t_j) = \|t_i - t_j\|_2 / \mu`, with :math:`\mu` the mean distance over the
+    pairs; :math:`\psi_A = \cos \angle t_i t_j t_k`. As the authors' code (and RepDistiller,
+    mmrazor) the Huber terms are averaged over all N^2 pairs and N^3 triplets, degenerate ones
+    included (both sides 0 there); the paper writes sums, a constant factor that
+    ``distance_weight``/``angle_weight`` absorb at a fixed batch size. ``l2_norm=True``
+    L2-normalises the embeddings first (mmrazor's ``with_l2_norm``). ``loss_weight`` scales both.
+
+    Paper: W. Park, D. Kim, Y. Lu, M. Cho, "Relational Knowledge Distillation", CVPR 2019,
+    arXiv:1904.05068.
+
+    Example (the paper's and RepDistiller's weights, on the pooled features)::
+
+        dict(loss=dict(type='mmkd.RKDLoss', distance_weight=25.0, angle_weight=50.0),
+             student=dict(module='head', io='input'), teacher=dict(module='head', io='input'))
+    """
+
+    def __init__(self, distance_weight: float = 25.0, angle_weight: float = 50.0,
+                 l2_norm: bool = False, loss_weight: float = 1.0) -> None:
+        super().__init__()
+        if distance_weight < 0 or angle_weight < 0:
+            raise ValueError(f'RKDLoss weights must be >= 0, got distance_weight={distance_weight}, '
+                             f'angle_weight={angle_weight}.')
+        self.distance_weight, self.angle_weight, self.l2_norm = distance_weight, angle_weight, l2_norm
+        self.loss_weight = loss_weight
+
+    @full_precision
+    def forward(self, student_feat: Tensor, teacher_feat: Tensor) -> Tensor:
+        if student_feat.dim() < 2 or teacher_feat.dim() < 2 or student_feat.shape[0] != teacher_feat.shape[0] \
+                or student_feat.shape[0] < 2:
+            raise ValueError(
+                'RKDLoss expects student and teacher batches (N, ...) with the same N >= 2 (it relates '
+                f'the samples of a batch); got student {tuple(student_feat.shape)} and teacher '
+                f'{tuple(teacher_feat.shape)}.')
+        s, t = upcast(student_feat).flatten(1), upcast_target(teacher_feat).flatten(1)
+        if self.l2_norm:
+            s, t = F.normalize(s, dim=1), F.normalize(t, dim=1)
+        loss = s.new_zeros(())
+        if self.distance_weight:
+            loss = loss + self.distance_weight * F.smooth_l1_loss(normalised_distances(s), normalised_distances(t))
+        if self.angle_weight:
+            loss = loss + self.angle_weight * F.smooth_l1_loss(angles(s), angles(t))
+        return self.loss_weight * loss
