@@ -4,7 +4,7 @@
 
 Shapes (B, C_S, C_T, H x W): the NST paper's ImageNet tap, a ResNet stage-1 map, a detection-size
 map. The baseline for NST is the batched C x C' Gram-matrix formulation; for the other losses the
-textbook one-liner. Peak memory is the rise of the process's resident set (Linux VmHWM, reset
+textbook one-liner (for CWD, PKD, DKD, DIST and RKD: the authors' or mmrazor's published form). Peak memory is the rise of the process's resident set (Linux VmHWM, reset
 before each measurement) over its size before the call; glibc is told to return large blocks
 to the system at once so that every measurement starts from the same state.
 """
@@ -82,6 +82,59 @@ def naive_fitnet(s, t):
     return F.mse_loss(s, t.detach())
 
 
+def naive_cwd(s, t, tau=1.0):
+    n, c, h, w = s.shape
+    t = t.detach().reshape(-1, h * w) / tau
+    p_t = F.softmax(t, dim=1)
+    return (p_t * (F.log_softmax(t, dim=1) - F.log_softmax(s.reshape(-1, h * w) / tau, dim=1))).sum() * tau ** 2 / (n * c)
+
+
+def naive_pkd(s, t):
+    def norm(x):
+        flat = x.transpose(0, 1).reshape(x.shape[1], -1)
+        return (flat - flat.mean(1, keepdim=True)) / (flat.std(1, keepdim=True) + 1e-6)
+
+    return F.mse_loss(norm(s), norm(t.detach())) / 2
+
+
+def naive_mgd(s, t):
+    return 2e-5 * F.mse_loss(s, t.detach(), reduction='sum') / s.shape[0]
+
+
+def naive_dkd(s, t, labels, alpha=1.0, beta=8.0, temperature=4.0):
+    gt = F.one_hot(labels, s.shape[1]).bool()
+    p_s, p_t = F.softmax(s / temperature, 1), F.softmax(t.detach() / temperature, 1)
+    b_s = torch.stack([(p_s * gt).sum(1), (p_s * ~gt).sum(1)], 1)
+    b_t = torch.stack([(p_t * gt).sum(1), (p_t * ~gt).sum(1)], 1)
+    tckd = F.kl_div(torch.log(b_s), b_t, reduction='batchmean')
+    nckd = F.kl_div(F.log_softmax(s / temperature - 1000.0 * gt, 1),
+                    F.softmax(t.detach() / temperature - 1000.0 * gt, 1), reduction='batchmean')
+    return temperature ** 2 * (alpha * tckd + beta * nckd)
+
+
+def naive_dist(s, t, tau=1.0):
+    def corr(a, b):
+        a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
+        return ((a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1) + 1e-8)).mean()
+
+    y_s, y_t = F.softmax(s / tau, 1), F.softmax(t.detach() / tau, 1)
+    return tau ** 2 * ((1 - corr(y_s, y_t)) + (1 - corr(y_s.t(), y_t.t())))
+
+
+def naive_rkd(s, t, wd=25.0, wa=50.0):
+    s, t = s.flatten(1), t.detach().flatten(1)
+
+    def dist(e):
+        d = torch.cdist(e, e)
+        return d / d[d > 0].mean()
+
+    def angle(e):
+        u = F.normalize(e[None] - e[:, None], dim=2)
+        return torch.bmm(u, u.transpose(1, 2))
+
+    return wd * F.smooth_l1_loss(dist(s), dist(t)) + wa * F.smooth_l1_loss(angle(s), angle(t))
+
+
 # ------------------------------------------------------------------ measurement
 def fwd_bwd(loss_fn: Callable, inputs: List[torch.Tensor]) -> float:
     value = loss_fn(*inputs)
@@ -138,6 +191,11 @@ def cases(shape) -> Dict[str, Tuple[Callable, Callable, Callable]]:
         gen = torch.Generator().manual_seed(0)
         return [randn(gen, b, NUM_CLASSES, grad=True), randn(gen, b, NUM_CLASSES, grad=False)]
 
+    def labelled_logits():
+        gen = torch.Generator().manual_seed(0)
+        return [randn(gen, b, NUM_CLASSES, grad=True), randn(gen, b, NUM_CLASSES, grad=False),
+                torch.randint(0, NUM_CLASSES, (b,), generator=gen)]
+
     def mmkd(**cfg):
         return MODELS.build(cfg)
 
@@ -150,6 +208,12 @@ def cases(shape) -> Dict[str, Tuple[Callable, Callable, Callable]]:
         'FitNet': (mmkd(type='FitNetLoss'), naive_fitnet, same_shape),
         'AB': (mmkd(type='ABLoss'), naive_ab, same_shape),
         'KD': (mmkd(type='KDLoss'), naive_kd, logits),
+        'CWD': (mmkd(type='CWDLoss'), naive_cwd, same_shape),
+        'PKD': (mmkd(type='PKDLoss'), naive_pkd, same_shape),
+        'MGD': (mmkd(type='MGDLoss'), naive_mgd, same_shape),
+        'DKD': (mmkd(type='DKDLoss'), naive_dkd, labelled_logits),
+        'DIST': (mmkd(type='DISTLoss'), naive_dist, logits),
+        'RKD': (mmkd(type='RKDLoss'), naive_rkd, feats),
     }
 
 
