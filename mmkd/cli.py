@@ -86,6 +86,17 @@ def add_nonfinite_guard(cfg: Config) -> None:
     cfg.custom_hooks = [*hooks, dict(type='mmkd.NonFiniteGuardHook', **guard)]
 
 
+def add_distill_diagnostics(cfg: Config) -> None:
+    """A Distiller run gets ``mmkd.DistillDiagnosticsHook`` (its teacher check and gradient-share log;
+    the Distiller's ``teacher_check``/``grad_share`` options); the hook front door does both itself."""
+    hooks = cfg.get('custom_hooks') or []
+    model_type = str(cfg.get('model', {}).get('type', ''))
+    if model_type.split('.')[-1] != 'Distiller' or any(
+            str(h.get('type', '')).endswith('DistillDiagnosticsHook') for h in hooks):
+        return
+    cfg.custom_hooks = [*hooks, dict(type='mmkd.DistillDiagnosticsHook')]
+
+
 def build_runner(cfg: Config) -> Runner:
     """The runner of ``cfg``, with torch's weights_only loader able to read mmengine checkpoints
     (``--resume``, ``load_from``)."""

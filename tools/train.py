@@ -11,7 +11,8 @@ from mmengine.logging import print_log
 from mmengine.runner import find_latest_checkpoint
 
 import mmkd  # noqa: F401  (registers mmkd's modules)
-from mmkd.cli import add_config_arguments, add_nonfinite_guard, build_runner, load_config, teardown_distributed
+from mmkd.cli import (add_config_arguments, add_distill_diagnostics, add_nonfinite_guard, build_runner, load_config,
+                      teardown_distributed)
 
 
 def parse_args() -> argparse.Namespace:
@@ -58,6 +59,7 @@ def main() -> None:
             raise FileNotFoundError(f'--resume {args.resume}: no such checkpoint file.')
         cfg.resume, cfg.load_from = True, args.resume
     add_nonfinite_guard(cfg)
+    add_distill_diagnostics(cfg)
     runner = build_runner(cfg)
     runner.train()
     del runner

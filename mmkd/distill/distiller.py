@@ -7,7 +7,8 @@ from mmengine.model import BaseModel
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
-from .engine import DistillationEngine
+from .engine import GRAD_SHARE_INTERVAL, DistillationEngine
+from .hook import TEACHER_CHECK
 from .schedules import Progress
 
 
@@ -20,10 +21,16 @@ class Distiller(BaseModel):
     backpropagation. The student is saved under ``student.`` (``tools/extract_student.py`` writes
     it alone); the teacher is held outside the module tree, so it is never trained, switched to
     train mode, initialised or saved, but it follows the wrapper's ``.to()``/``.cuda()``/``.double()``.
-    In val/test mode the Distiller is the student.
+    In val/test mode the Distiller is the student. ``grad_share=dict(interval=50)`` measures each
+    term's gradient share every 50 iterations and ``teacher_check=dict(num_batches=4, strict=False)``
+    scores the teacher before training (``mmkd.DistillDiagnosticsHook``, which tools/train.py adds,
+    runs and logs both; None: off); terms with ``loss_weight='auto'`` keep their calibrated weights
+    under ``auto_weights.``.
     """
 
     def __init__(self, student: dict, teacher: dict, distill: List[dict], two_stage: Optional[dict] = None,
+                 grad_share: Optional[dict] = dict(interval=GRAD_SHARE_INTERVAL),
+                 teacher_check: Optional[dict] = TEACHER_CHECK,
                  data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None) -> None:
         if data_preprocessor is not None:
             # The runner hands a config's top-level data_preprocessor to the model: it is the student's.
@@ -32,9 +39,12 @@ class Distiller(BaseModel):
         student_model = MODELS.build(student)
         super().__init__(data_preprocessor=student_model.data_preprocessor, init_cfg=init_cfg)
         self.student = student_model
+        self.teacher_check = teacher_check   # run by mmkd.DistillDiagnosticsHook before training
         self.connectors = nn.ModuleDict()
         self.engine = DistillationEngine.from_config(self.student, teacher, distill, two_stage,
-                                                     self.connectors)
+                                                     self.connectors, grad_share)
+        if len(self.engine.auto_weights):
+            self.auto_weights = self.engine.auto_weights   # calibrated weights: saved, resumed
         self._register_load_state_dict_pre_hook(self._student_keys_into_place)
 
     @property
@@ -77,11 +87,11 @@ class Distiller(BaseModel):
         if gradient_terms:
             inputs = inputs.detach().requires_grad_()
         losses = self.student(inputs, data_samples, mode='loss')
+        computed = {}
         if gradient_terms:
             student_grad, teacher_grad = self.input_gradients(losses, inputs, data_samples)
-            for term in gradient_terms:
-                losses[f'loss_{term.name}'] = weights[term.name] * term.loss(student_grad, teacher_grad)
-        return self.engine.add_terms(losses, inputs, data_samples, progress)
+            computed = {term.name: term.loss(student_grad, teacher_grad) for term in gradient_terms}
+        return self.engine.add_terms(losses, inputs, data_samples, progress, computed)
 
     def input_gradients(self, student_losses: Dict[str, Tensor], inputs: Tensor, data_samples):
         """(dL_S/dx with a graph for double backprop, dL_T/dx) of the task losses."""

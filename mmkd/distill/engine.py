@@ -9,6 +9,7 @@ their schedules, and adds the active terms to the student's loss dict::
 """
 import contextlib
 import inspect
+import math
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -17,6 +18,7 @@ from torch import Tensor, nn
 
 from mmkd.checkpoint_safety import allow_mmengine_checkpoints
 from mmkd.registry import MODELS
+from .gradient_share import CALIBRATION_ITERS, AutoWeight, gradient_norm, mean_over_ranks, task_loss
 from .schedules import Progress, TermSchedule, TwoStage
 from .taps import FeatureRecorder, Tap, TapsComplete, TapSpec
 from .teacher import build_teacher, check_preprocessing
@@ -81,6 +83,7 @@ class Term:
     connector: Optional[nn.Module]
     schedule: TermSchedule
     stage: Union[int, str]
+    auto: Optional[AutoWeight] = None   # loss_weight='auto': the weight, calibrated then frozen
 
     @property
     def takes_input_gradients(self) -> bool:
@@ -111,16 +114,29 @@ def build_terms(configs: List[dict], connectors: Optional[nn.ModuleDict]) -> Lis
     terms, used_names = [], set()
     for index, cfg in enumerate(configs):
         cfg = dict(cfg)
-        unknown = set(cfg) - {'loss', 'student', 'teacher', 'connector', 'schedule', 'stage', 'name'}
+        unknown = set(cfg) - {'loss', 'student', 'teacher', 'connector', 'schedule', 'stage', 'name',
+                              'auto_weight'}
         if 'loss' not in cfg or unknown:
             raise ValueError(f'distill[{index}] = {cfg!r}: each term needs loss=dict(type=...) and may '
-                             f'have student, teacher, connector, schedule, stage, name; unknown keys '
-                             f'{sorted(unknown)}.')
-        loss = MODELS.build(cfg['loss'])
+                             f'have student, teacher, connector, schedule, stage, name, auto_weight; '
+                             f'unknown keys {sorted(unknown)}.')
+        loss_cfg = dict(cfg['loss'])
+        auto = loss_cfg.get('loss_weight') == 'auto'
+        if auto:
+            loss_cfg['loss_weight'] = 1.0   # the engine applies the calibrated weight
+        loss = MODELS.build(loss_cfg)
         name = cfg.get('name') or default_name(loss)
         while name in used_names:
             name = f'{name}_{index}'
         used_names.add(name)
+        auto_weight = None
+        if auto != ('auto_weight' in cfg) or (auto and 'share' not in cfg['auto_weight']):
+            raise ValueError(f"distill[{index}] ('{name}'): loss_weight='auto' goes with "
+                             "auto_weight=dict(share=<target gradient share, e.g. 0.5>, "
+                             f'iters={CALIBRATION_ITERS}) in the term, and only with it; got loss_weight='
+                             f"{cfg['loss'].get('loss_weight')!r}, auto_weight={cfg.get('auto_weight')!r}.")
+        if auto:
+            auto_weight = AutoWeight(name, **cfg['auto_weight'])
         student, teacher = as_taps(cfg.get('student')), as_taps(cfg.get('teacher'))
         inputs = LossInputs.of(loss)
         given = f'got student={cfg.get("student")!r}, teacher={cfg.get("teacher")!r}'
@@ -147,7 +163,7 @@ def build_terms(configs: List[dict], connectors: Optional[nn.ModuleDict]) -> Lis
         if stage not in STAGES:
             raise ValueError(f"distill[{index}] ('{name}'): stage must be one of {STAGES}, got {stage!r}.")
         terms.append(Term(name, loss, inputs, student, teacher, connector,
-                          TermSchedule(**cfg.get('schedule', {})), stage))
+                          TermSchedule(**cfg.get('schedule', {})), stage, auto_weight))
     return terms
 
 
@@ -163,15 +179,23 @@ def scale_task_losses(losses: Dict[str, Union[Tensor, List[Tensor]]], factor: fl
 TEACHER_PRECISIONS = {'auto': None, 'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
+#: ``grad_share=dict(interval=...)`` of both front doors: measure every term's gradient share
+#: (gradient_share.py) every this many iterations; ``grad_share=None`` turns it off.
+GRAD_SHARE_INTERVAL = 50
+
+
 class DistillationEngine:
     """Terms, taps and the teacher's forward. ``teacher_precision`` (a key of
     :data:`TEACHER_PRECISIONS`) and ``teacher_channels_last`` choose how the frozen teacher runs:
     ``'bf16'`` with channels_last is the fast choice on GPUs with bf16 matrix units (Ampere and
-    later; docs/benchmarks.md measures the change of each loss value)."""
+    later; docs/benchmarks.md measures the change of each loss value). Every
+    ``grad_share_interval`` iterations (None: never) it measures each active term's gradient share
+    on the student, kept in :attr:`latest_shares` for the front doors to log."""
 
     def __init__(self, student: nn.Module, teacher: nn.Module, distill: List[dict],
                  two_stage: Optional[dict] = None, connectors: Optional[nn.ModuleDict] = None,
-                 teacher_precision: str = 'auto', teacher_channels_last: bool = False) -> None:
+                 teacher_precision: str = 'auto', teacher_channels_last: bool = False,
+                 grad_share_interval: Optional[int] = GRAD_SHARE_INTERVAL) -> None:
         if not distill:
             raise ValueError('distill is empty: give at least one term, e.g. '
                              "dict(loss=dict(type='mmkd.NSTLoss'), student='backbone.layer4', "
@@ -179,23 +203,31 @@ class DistillationEngine:
         if teacher_precision not in TEACHER_PRECISIONS:
             raise ValueError(f'teacher precision={teacher_precision!r}: choose one of '
                              f'{sorted(TEACHER_PRECISIONS)}.')
+        if grad_share_interval is not None and grad_share_interval < 1:
+            raise ValueError(f'grad_share interval must be >= 1 (or grad_share=None), got {grad_share_interval}.')
+        self.student = student
         self.teacher = teacher
+        self.grad_share_interval = grad_share_interval
+        #: dict(iter=i, shares={term: ||grad(weighted term)|| / ||grad(task)||}, weights={term: w})
+        self.latest_shares: Optional[dict] = None
         self.teacher_precision = teacher_precision
         self.teacher_channels_last = teacher_channels_last
         if teacher_channels_last:
             teacher.to(memory_format=torch.channels_last)
         self.terms = build_terms(distill, connectors)
+        self.auto_weights = nn.ModuleDict({t.name: t.auto for t in self.terms if t.auto is not None})
         self.two_stage = TwoStage(**two_stage) if two_stage is not None else None
         self.student_taps = FeatureRecorder(student, [t for term in self.terms for t in term.student],
                                             'student')
         self.teacher_taps = FeatureRecorder(teacher, [t for term in self.terms for t in term.teacher],
                                             'teacher')
         self.teacher_calls = 0
+        self.teacher_source = 'the teacher'   # names it in the teacher check's messages
 
     @classmethod
     def from_config(cls, student: nn.Module, teacher: dict, distill: List[dict],
-                    two_stage: Optional[dict] = None,
-                    connectors: Optional[nn.ModuleDict] = None) -> 'DistillationEngine':
+                    two_stage: Optional[dict] = None, connectors: Optional[nn.ModuleDict] = None,
+                    grad_share: Optional[dict] = dict(interval=GRAD_SHARE_INTERVAL)) -> 'DistillationEngine':
         """The one build path of both front doors: builds and loads the teacher from its config
         (:func:`build_teacher`; ``precision`` and ``channels_last`` are this engine's), checks that it
         normalises its inputs as the student does, and builds the terms and taps."""
@@ -205,7 +237,13 @@ class DistillationEngine:
         channels_last = teacher.pop('channels_last', False)
         teacher_model = build_teacher(teacher)
         check_preprocessing(student, teacher_model)
-        return cls(student, teacher_model, distill, two_stage, connectors, precision, channels_last)
+        if grad_share is not None and set(grad_share) - {'interval'}:
+            raise ValueError(f'grad_share={grad_share!r}: the only key is interval (or grad_share=None).')
+        interval = None if grad_share is None else grad_share.get('interval', GRAD_SHARE_INTERVAL)
+        engine = cls(student, teacher_model, distill, two_stage, connectors, precision, channels_last, interval)
+        engine.teacher_source = (f"the teacher ({teacher.get('config', type(teacher_model).__name__)}, checkpoint "
+                                 f"{teacher.get('checkpoint')})")
+        return engine
 
     def remove(self) -> None:
         """Detach the taps from student and teacher (the end of a run)."""
@@ -236,21 +274,51 @@ class DistillationEngine:
         self.student_taps.recording = mode == 'loss'
 
     def add_terms(self, losses: dict, inputs: Tensor, data_samples=None,
-                  progress: Optional[Progress] = None) -> dict:
-        """Scale the task losses for the current stage and add the active terms' losses."""
+                  progress: Optional[Progress] = None, computed: Optional[Dict[str, Tensor]] = None) -> dict:
+        """Scale the task losses for the current stage and add the active terms' losses, each
+        schedule factor x weight x loss; ``computed``: losses of terms already evaluated (the
+        Distiller's input-gradient terms), at weight 1."""
         progress = progress or Progress.current()
         weights = self.active_weights(progress)
         factor = self.task_loss_factor(progress)
         if factor != 1.0:
             scale_task_losses(losses, factor)
+        raw = dict(computed or {})
         feature_terms = [t for t in self.terms if t.name in weights and not t.takes_input_gradients]
         if feature_terms:
             self.run_teacher(inputs, data_samples)
             for term in feature_terms:
-                losses[f'loss_{term.name}'] = weights[term.name] * self.term_loss(term, data_samples)
+                raw[term.name] = self.term_loss(term, data_samples)
         self.student_taps.reset()
         self.teacher_taps.reset()
+        active = [t for t in self.terms if t.name in raw]
+        self.measure_shares(progress, losses, active, raw, weights)
+        for term in active:
+            weight = term.auto.current() if term.auto is not None else 1.0
+            losses[f'loss_{term.name}'] = weights[term.name] * weight * raw[term.name]
         return losses
+
+    def measure_shares(self, progress: Progress, losses: dict, active: List[Term], raw: Dict[str, Tensor],
+                       factors: Dict[str, float]) -> None:
+        """Every ``grad_share_interval`` iterations, and while an auto weight is calibrating: each
+        term's gradient share (gradient_share.py), from the graph of this step."""
+        calibrating = {t.name for t in active if t.auto is not None and not t.auto.frozen}
+        due = self.grad_share_interval is not None and progress.iter % self.grad_share_interval == 0
+        if not (due or calibrating):
+            return
+        params = [p for p in self.student.parameters() if p.requires_grad]
+        exclude = [f'loss_{t.name}' for t in self.terms]
+        task_norm = gradient_norm(task_loss(losses, exclude), params)
+        shares, weights = {}, {}
+        for term in active if due else [t for t in active if t.name in calibrating]:
+            ratio = gradient_norm(raw[term.name], params) / task_norm if task_norm > 0 else math.nan
+            if term.name in calibrating:
+                ratio = mean_over_ranks(ratio)
+                term.auto.add(None if math.isnan(ratio) else ratio)
+            weights[term.name] = factors[term.name] * (term.auto.current() if term.auto is not None else 1.0)
+            shares[term.name] = ratio * weights[term.name]
+        if due:
+            self.latest_shares = dict(iter=progress.iter, shares=shares, weights=weights)
 
     def term_loss(self, term: Term, data_samples=None) -> Tensor:
         try:

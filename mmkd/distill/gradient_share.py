@@ -1,0 +1,90 @@
+"""How strongly each distillation term pulls on the student, next to the task loss.
+
+The gradient share of a term is ``||d L_term / d theta|| / ||d L_task / d theta||`` over the
+student's trainable parameters theta: around 1 the term pulls as hard as the task; far above it
+drowns the task; far below it barely acts. It costs one extra backward pass per term and one for
+the task (autograd.grad on the retained graph), so the engine measures it every ``interval``
+iterations only (and on each iteration of a weight calibration).
+"""
+import math
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch
+from mmengine.dist import all_reduce, get_world_size
+from mmengine.logging import print_log
+from torch import Tensor, nn
+
+#: A term's ``auto_weight=dict(share=..., iters=...)`` needs ``share``; ``iters`` defaults to this.
+CALIBRATION_ITERS = 10
+
+
+def gradient_norm(loss: Tensor, params: Sequence[Tensor]) -> float:
+    """||d loss / d params||_2, leaving the graph for the step's own backward."""
+    if not loss.requires_grad:
+        return 0.0
+    grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+    squares = [g.detach().float().pow(2).sum() for g in grads if g is not None]
+    return math.sqrt(float(torch.stack(squares).sum())) if squares else 0.0
+
+
+def task_loss(losses: Dict[str, Union[Tensor, List[Tensor]]], exclude: Sequence[str]) -> Tensor:
+    """The sum of the loss dict's task losses (keys containing 'loss', as the runner sums them)."""
+    total = 0.0
+    for key, value in losses.items():
+        if 'loss' in key and key not in exclude:
+            total = total + (sum(v.sum() for v in value) if isinstance(value, (list, tuple)) else value.sum())
+    return total if isinstance(total, Tensor) else torch.zeros(())
+
+
+def mean_over_ranks(value: float) -> float:
+    """The mean of a per-rank measurement, so that every rank sets the same weight."""
+    if get_world_size() == 1:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64,
+                          device='cuda' if torch.cuda.is_available() else 'cpu')
+    all_reduce(tensor, op='mean')
+    return float(tensor.item())
+
+
+class AutoWeight(nn.Module):
+    """``loss=dict(..., loss_weight='auto')`` with ``auto_weight=dict(share=s, iters=n)``: over the
+    first n iterations the term's weight is s / (mean measured gradient share at weight 1), then it
+    is frozen and logged. Buffers, so the calibration survives a resume (saved with the Distiller's
+    state dict, or by the hook in the checkpoint)."""
+
+    def __init__(self, term: str, share: float, iters: int = CALIBRATION_ITERS) -> None:
+        super().__init__()
+        if not share > 0 or iters < 1:
+            raise ValueError(f"term '{term}': auto_weight needs share > 0 and iters >= 1, got share={share}, "
+                             f'iters={iters}.')
+        self.term, self.share, self.iters = term, share, iters
+        self.register_buffer('ratio_sum', torch.zeros((), dtype=torch.float64))
+        self.register_buffer('count', torch.zeros((), dtype=torch.int64))
+        self.register_buffer('weight', torch.full((), float('nan'), dtype=torch.float64))
+
+    @property
+    def frozen(self) -> bool:
+        return not torch.isnan(self.weight).item()
+
+    def current(self) -> float:
+        """The frozen weight, or the estimate so far (1 before the first measurement)."""
+        if self.frozen:
+            return float(self.weight)
+        count = int(self.count)
+        return self.share * count / float(self.ratio_sum) if count and float(self.ratio_sum) > 0 else 1.0
+
+    def add(self, ratio: Optional[float]) -> None:
+        """One measurement of the term's gradient share at weight 1 (None: the task had no gradient)."""
+        if self.frozen or ratio is None:
+            return
+        if ratio <= 0:
+            raise RuntimeError(f"term '{self.term}': loss_weight='auto' measured no gradient of the term on "
+                               "the student's parameters: its taps do not depend on them.")
+        self.ratio_sum += ratio
+        self.count += 1
+        if int(self.count) >= self.iters:
+            mean = float(self.ratio_sum) / int(self.count)
+            self.weight.fill_(self.share / mean)
+            print_log(f"distillation term '{self.term}': loss_weight='auto' -> {float(self.weight):.6g} (target "
+                      f'gradient share {self.share:g}; mean share at weight 1 over the first '
+                      f'{int(self.count)} iterations: {mean:.6g}); frozen from here on.', logger='current')
