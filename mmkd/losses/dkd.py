@@ -7,15 +7,14 @@ from mmkd.registry import MODELS
 from .utils import full_precision, upcast, upcast_target
 
 
-def binary_and_rest(z: Tensor, target: Tensor):
-    """log b = (log p_gt, log(1 - p_gt)) of softmax(z), shape (N, 2), and the logits of the
-    non-target classes, shape (N, K - 1), both from the logits (no 1 - p cancellation)."""
-    n, k = z.shape
-    is_target = F.one_hot(target, k).bool()
-    rest = z[~is_target].view(n, k - 1)
+def decoupled(z: Tensor, is_target: Tensor):
+    """log b = (log p_gt, log(1 - p_gt)) of softmax(z), shape (N, 2), and the log-sum-exp of the
+    non-target logits, shape (N,): from the logits, with no 1 - p cancellation and no copy of the
+    K - 1 non-target columns."""
     log_total = torch.logsumexp(z, dim=1)
-    log_b = torch.stack([z[is_target] - log_total, torch.logsumexp(rest, dim=1) - log_total], dim=1)
-    return log_b, rest
+    log_rest = torch.logsumexp(z.masked_fill(is_target, float('-inf')), dim=1)
+    target = z[is_target]
+    return torch.stack([target - log_total, log_rest - log_total], dim=1), log_rest
 
 
 @MODELS.register_module()
@@ -63,10 +62,13 @@ class DKDLoss(nn.Module):
             raise ValueError(f'DKDLoss labels must be in [0, {student_logits.shape[1]}), got '
                              f'{gt_labels.min().item()}..{gt_labels.max().item()}.')
         t = self.temperature
-        labels = gt_labels.long()
-        log_b_s, rest_s = binary_and_rest(upcast(student_logits) / t, labels)
-        log_b_t, rest_t = binary_and_rest(upcast_target(teacher_logits) / t, labels)
+        is_target = F.one_hot(gt_labels.long(), student_logits.shape[1]).bool()
+        z_s, z_t = upcast(student_logits) / t, upcast_target(teacher_logits) / t
+        log_b_s, log_rest_s = decoupled(z_s, is_target)
+        log_b_t, log_rest_t = decoupled(z_t, is_target)
         tckd = F.kl_div(log_b_s, log_b_t, reduction='batchmean', log_target=True)
-        nckd = F.kl_div(F.log_softmax(rest_s, dim=1), F.log_softmax(rest_t, dim=1),
-                        reduction='batchmean', log_target=True)
+        # KL(p^T || p^S) over the non-target classes: sum_k p^T_k (z^T_k - z^S_k) + lse(z^S) - lse(z^T),
+        # p^T the softmax with the target masked out (weight 0 there, so its logits never enter).
+        rest_t = torch.softmax(z_t.masked_fill(is_target, float('-inf')), dim=1)
+        nckd = ((rest_t * (z_t - z_s)).sum(dim=1) + log_rest_s - log_rest_t).mean()
         return self.loss_weight * t * t * (self.alpha * tckd + self.beta * nckd)

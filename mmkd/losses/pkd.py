@@ -1,7 +1,8 @@
 """PKD: Cao et al., "PKD: General Distillation Framework for Object Detectors via Pearson
 Correlation Coefficient" (NeurIPS 2022)."""
-from torch import Tensor, nn
+import torch
 import torch.nn.functional as F
+from torch import Tensor, nn
 
 from mmkd.registry import MODELS
 from .utils import check_feature_maps, full_precision, resize_to, upcast, upcast_target
@@ -10,9 +11,7 @@ from .utils import check_feature_maps, full_precision, resize_to, upcast, upcast
 def standardise(feat: Tensor, eps: float = 1e-6) -> Tensor:
     """Each channel to zero mean and unit (unbiased) standard deviation over the batch and all
     positions: (x - mean_c) / (std_c + eps), as the authors' code does."""
-    per_channel = feat.transpose(0, 1).flatten(1)
-    mean = per_channel.mean(dim=1).view(1, -1, 1, 1)
-    std = per_channel.std(dim=1).view(1, -1, 1, 1)
+    std, mean = torch.std_mean(feat, dim=(0, 2, 3), keepdim=True)   # one pass, no transposed copy
     return (feat - mean) / (std + eps)
 
 
