@@ -3,7 +3,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
-from .utils import check_same_shape, full_precision, upcast, upcast_target
+from .utils import check_feature_maps, full_precision, resize_to, upcast, upcast_target
 
 
 @MODELS.register_module()
@@ -17,9 +17,11 @@ class CWDLoss(nn.Module):
                   \log \frac{\phi(y^T_{n,c})_i}{\phi(y^S_{n,c})_i}
 
     Paper eq. 3 (with the per-image sum averaged over the batch) and mmrazor's
-    ``ChannelWiseDivergence`` (the authors' released form) agree exactly. Student and teacher maps
-    must have the same shape (FPN levels of two detectors with 256 channels do; otherwise add a
-    connector).
+    ``ChannelWiseDivergence`` (the authors' released form) agree exactly. Student and teacher need
+    the same channels (FPN levels of two detectors with 256 channels have them; otherwise add a
+    connector). mmrazor requires equal H x W as well; here a student map of another size is first
+    resized (bilinear) to the teacher's, as AT and NST do: backbones whose strided layers round
+    differently (Inception-BN vs ResNet at 1000 x 600: 149 x 249 vs 150 x 250 at P2) still pair.
 
     Paper: C. Shu, Y. Liu, J. Gao, Z. Yan, C. Shen, "Channel-wise Knowledge Distillation for Dense
     Prediction", ICCV 2021, arXiv:2011.13256.
@@ -39,13 +41,14 @@ class CWDLoss(nn.Module):
 
     @full_precision
     def forward(self, student_feat: Tensor, teacher_feat: Tensor) -> Tensor:
-        if student_feat.dim() != 4:
-            raise ValueError(f'CWDLoss expects (N, C, H, W) feature maps; got student '
-                             f'{tuple(student_feat.shape)} and teacher {tuple(teacher_feat.shape)}.')
-        check_same_shape('CWDLoss', student_feat, teacher_feat,
-                         hint=' Add a connector to the term to map the student to the teacher.')
+        check_feature_maps('CWDLoss', student_feat, teacher_feat)
+        if student_feat.shape[1] != teacher_feat.shape[1]:
+            raise ValueError(f'CWDLoss needs as many student as teacher channels; got student '
+                             f'{tuple(student_feat.shape)} and teacher {tuple(teacher_feat.shape)}. '
+                             'Add a connector to the term to map the student to the teacher.')
         n, c = student_feat.shape[:2]
-        log_p_s = F.log_softmax(upcast(student_feat).flatten(2) / self.tau, dim=2)
+        student = resize_to(upcast(student_feat), teacher_feat.shape[-2:])
+        log_p_s = F.log_softmax(student.flatten(2) / self.tau, dim=2)
         log_p_t = F.log_softmax(upcast_target(teacher_feat).flatten(2) / self.tau, dim=2)
         kl = F.kl_div(log_p_s, log_p_t, reduction='sum', log_target=True)
         return self.loss_weight * self.tau ** 2 * kl / (n * c)
