@@ -38,11 +38,18 @@ def test_demo_quick_profile_end_to_end(tmp_path, capsys):
     assert demo.main(args) == 0
     out = capsys.readouterr().out
     assert '(13/13) det_kd_nst: done' in out
-    for name in ('results.md', 'map.png', 'loss_curves.png', 'attention.png'):
+    for name in ('results.md', 'map.png', 'loss_curves.png', 'grad_shares.png', 'attention.png'):
         assert (work_dir / name).stat().st_size > 0, name
     table = (work_dir / 'results.md').read_text()
     for label in ('teacher', 'student alone', 'KD', 'AT', 'FitNet', 'NST (poly)', 'KD+NST'):
         assert f'| {label}' in table
+    # Gradient shares measured every iteration of the 3-iteration students, each term by name.
+    shares = demo.grad_share_records(str(work_dir), 'kd_nst')
+    assert [r['step'] for r in shares] == [1, 2, 3]
+    assert all(r['grad_share_kd'] > 0 and r['grad_share_nst'] > 0 for r in shares)
+    assert '| KD+NST | kd ' in table and 'nst ' in table.split('| KD+NST | kd ')[1]
+    assert not demo.grad_share_records(str(work_dir), 'baseline')
+    assert 'teacher check' in (work_dir / 'cls_kd' / 'train.log').read_text()
     for method in demo.METHODS:
         detection = json.load(open(work_dir / f'det_{method}' / 'result.json'))
         assert 0.0 <= detection['mAP'] <= 1.0

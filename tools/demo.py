@@ -7,7 +7,9 @@
 2. a teacher (ResNet-18 x0.5) and students (Inception-BN x0.25): alone and distilled with KD, AT,
    FitNet, NST-poly and KD+NST, each trained with tools/train.py and scored with tools/test.py;
 3. a Faster R-CNN on each student backbone, scored with VOC07 11-point mAP;
-4. work_dirs/demo/results.md (the paper-style table), map.png, loss_curves.png and attention.png.
+4. work_dirs/demo/results.md (the paper-style table and each term's last gradient share), map.png,
+   loss_curves.png, grad_shares.png (each term's ||grad term|| / ||grad task|| on the student over
+   training, measured at every log interval) and attention.png.
 
 Every run goes through the configs in configs/demo/; a finished run (its result.json) is reused
 unless --redo. Whatever numbers come out are the numbers reported.
@@ -124,7 +126,9 @@ class Demo:
     def student(self, method: str, teacher_checkpoint: str) -> dict:
         config = osp.join(CONFIGS, f'digits_inception_bn_{method}.py')
         options = self.classification_options(self.profile['student_iters'])
-        train_options = options + ([] if method == 'baseline' else [f'model.teacher.checkpoint={teacher_checkpoint}'])
+        distill_options = [f'model.teacher.checkpoint={teacher_checkpoint}',
+                           f'model.grad_share.interval={log_interval(self.profile["student_iters"])}']
+        train_options = options + ([] if method == 'baseline' else distill_options)
         result = self.run(f'cls_{method}', config, train_options, options[:3] + train_options[len(options):], 'accuracy/')
         if method != 'baseline' and 'backbone_checkpoint' not in result:
             # A Distiller checkpoint holds student.* keys: keep the student alone for detection.
@@ -179,6 +183,50 @@ def loss_curves(work_dir: str, methods: List[str], path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def grad_share_records(work_dir: str, method: str) -> List[dict]:
+    """The run's gradient-share scalars (mmkd's distillation diagnostics), in step order."""
+    records = []
+    for scalars in sorted(glob_scalars(osp.join(work_dir, f'cls_{method}'))):
+        records += [json.loads(line) for line in open(scalars) if line.strip()]
+    return [r for r in records if any(k.startswith('grad_share_') for k in r)]
+
+
+def grad_share_curves(work_dir: str, methods: List[str], path: str) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(methods), figsize=(3.2 * len(methods), 3), squeeze=False)
+    for ax, method in zip(axes[0], methods):
+        records = grad_share_records(work_dir, method)
+        for key in sorted({k for r in records for k in r if k.startswith('grad_share_')}):
+            points = [(r['step'], r[key]) for r in records if key in r]
+            ax.plot(*zip(*points), marker='.', label=key[len('grad_share_'):])
+        ax.axhline(1.0, color='grey', lw=0.8, ls='--')   # the term pulls as hard as the task
+        ax.set_title(LABELS[method])
+        ax.set_xlabel('iteration')
+        ax.set_yscale('log')
+        if records:
+            ax.legend(fontsize=6)
+        else:
+            ax.text(0.5, 0.5, 'no distillation term', ha='center', va='center', transform=ax.transAxes)
+    axes[0][0].set_ylabel('||grad term|| / ||grad task||')
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def grad_share_table(work_dir: str, methods: List[str]) -> str:
+    lines = ['| method | last gradient share of each term (iteration) |', '|---|---|']
+    for method in methods:
+        records = grad_share_records(work_dir, method)
+        if records:
+            last = records[-1]
+            shares = ', '.join(f'{k[len("grad_share_"):]} {v:.3g}' for k, v in sorted(last.items())
+                               if k.startswith('grad_share_'))
+            lines.append(f'| {LABELS[method]} | {shares} ({last["step"]}) |')
+    return '\n'.join(lines) + '\n'
 
 
 def glob_scalars(run_dir: str) -> List[str]:
@@ -272,13 +320,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     minutes = (time.time() - demo.start) / 60
     table = results_table(teacher, students, detectors, minutes)
     with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
-        f.write('# mmkd digits demo\n\n' + table)
+        f.write('# mmkd digits demo\n\n' + table + '\n## Gradient shares\n\n||grad term|| / ||grad task|| on the '
+                'student\'s parameters at the last measurement (grad_shares.png: over training).\n\n' +
+                grad_share_table(args.work_dir, methods))
     bar_chart([dict(method=LABELS[m], mAP=100 * detectors[m]['mAP']) for m in methods],
               osp.join(args.work_dir, 'map.png'))
     loss_curves(args.work_dir, methods, osp.join(args.work_dir, 'loss_curves.png'))
+    grad_share_curves(args.work_dir, [m for m in methods if m != 'baseline'], osp.join(args.work_dir, 'grad_shares.png'))
     attention_figure(args.data_dir, teacher, students, osp.join(args.work_dir, 'attention.png'))
     print('\n' + table)
-    demo.say(f'wrote {args.work_dir}/results.md, map.png, loss_curves.png, attention.png')
+    demo.say(f'wrote {args.work_dir}/results.md, map.png, loss_curves.png, grad_shares.png, attention.png')
     return 0
 
 
