@@ -10,8 +10,6 @@ import torch
 from mmengine.config import Config
 from mmengine.logging import MessageHub
 from mmengine.registry import init_default_scope
-from mmengine.runner import Runner
-from mmengine.structures import BaseDataElement
 
 import toy_parts
 from mmkd.cli import add_distill_diagnostics
@@ -72,11 +70,7 @@ def runner_cfg(tmp_path, model, max_iters=2, hooks=(), train_size=8, val=False, 
     return Config(cfg)
 
 
-def train(cfg):
-    toy_parts.RecordLossesHook.records = []
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    return runner, list(toy_parts.RecordLossesHook.records)
+train = toy_parts.train_recording
 
 
 def grad_norm(loss, params):

@@ -76,11 +76,7 @@ def runner_cfg(tmp_path, model, max_iters=3, hooks=(), **overrides):
     return Config(cfg)
 
 
-def train(cfg):
-    toy_parts.RecordLossesHook.records = []
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    return runner, list(toy_parts.RecordLossesHook.records)
+train = toy_parts.train_recording
 
 
 def nst_at_terms():

@@ -6,8 +6,11 @@
 For each case, in one interleaved run (a, b, c, then b, c, a, ...; median of --steps after warm-up):
   (a) the student's training step alone (data preprocessing, forward, backward, optimizer step),
   (b) the teacher's no-grad forward as the engine runs it (only as far as its deepest tap),
-  (c) the distillation step (the Distiller's train_step, or the student's with DistillationHook).
-The ratio (c) / ((a) + (b)) is what distillation adds beyond the teacher's forward (target 1.03).
+  (c) the distillation step (the Distiller's train_step, or the student's with DistillationHook),
+  (d) the same step on an iteration that measures the terms' gradient shares (every
+      grad_share.interval iterations, default 50; mmkd/distill/gradient_share.py).
+The ratio (c) / ((a) + (b)) is what distillation adds beyond the teacher's forward (target 1.03);
+(d) / (c) what a measuring iteration costs (one extra backward per term and one for the task).
 Peak memory: each part's peak beyond what was held before it (CUDA allocations, or the rise of the
 resident set on the CPU).
 
@@ -141,7 +144,9 @@ class Case:
     def student_step(self):
         self.student.train_step(self.batch, self.student_optim)
 
-    def distill_step(self):
+    def distill_step(self, measure_shares: bool = False):
+        # Every step of the benchmark is iteration 0 of the message hub: choose explicitly.
+        self.engine.grad_share_interval = 1 if measure_shares else None
         self.model.train_step(self.batch, self.optim)
 
     def preprocessed(self) -> dict:
@@ -223,8 +228,9 @@ def main() -> None:
         rate = matmul_tflops(device)
         header += [f'bf16 8192^3 matrix product in this run: {rate:.0f} TFLOP/s.', '']
     step_rows = ['| case | (a) student step ms | (b) teacher fwd ms | (c) distill step ms | (c)/((a)+(b)) | '
-                 'peak MiB (a) / (b) / (c) |' + (' (c) TFLOP/s | of bf16 peak |' if cuda else ''),
-                 '|---|---:|---:|---:|---:|---:|' + ('---:|---:|' if cuda else '')]
+                 'peak MiB (a) / (b) / (c) | (d) measuring step ms | (d)/(c) |' +
+                 (' (c) TFLOP/s | of bf16 peak |' if cuda else ''),
+                 '|---|---:|---:|---:|---:|---:|---:|---:|' + ('---:|---:|' if cuda else '')]
     precision_rows = ['| case | fp32 teacher ms | bf16 ms | bf16 + channels_last ms | speed-up | '
                       'largest change of a term (bf16 + CL vs fp32) |', '|---|---:|---:|---:|---:|---|']
     print('\n'.join(header + step_rows), flush=True)
@@ -233,11 +239,13 @@ def main() -> None:
         # Loss values first: the timed steps train the random student, which can diverge.
         precision_rows.append(precision_row(case, device, args))
         data = case.preprocessed()
-        parts = dict(a=case.student_step, b=lambda: case.teacher_forward(data), c=case.distill_step)
+        parts = dict(a=case.student_step, b=lambda: case.teacher_forward(data), c=case.distill_step,
+                     d=lambda: case.distill_step(measure_shares=True))
         ms = interleaved(parts, device, args.warmup, args.steps)
-        mib = {part: peak_mib(fn, device) for part, fn in parts.items()}
+        mib = {part: peak_mib(parts[part], device) for part in 'abc'}
         row = (f'| {key} (`{os.path.basename(case.config)}`) | {ms["a"]:.1f} | {ms["b"]:.1f} | {ms["c"]:.1f} | '
-               f'{ms["c"] / (ms["a"] + ms["b"]):.3f} | {mib["a"]:.0f} / {mib["b"]:.0f} / {mib["c"]:.0f} |')
+               f'{ms["c"] / (ms["a"] + ms["b"]):.3f} | {mib["a"]:.0f} / {mib["b"]:.0f} / {mib["c"]:.0f} | '
+               f'{ms["d"]:.1f} | {ms["d"] / ms["c"]:.2f} |')
         if cuda:
             achieved = count_flops(case.distill_step) / ms['c'] / 1e9
             row += f' {achieved:.0f} | {achieved / rate:.1%} |'

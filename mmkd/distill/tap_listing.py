@@ -32,7 +32,7 @@ class TapInfo:
         tap = self.tap
         if tap.io == 'output' and tap.call == 0 and tap.index is None:
             return repr(tap.module)
-        parts = [f'module={tap.module!r}'] + ([f"io='input'"] if tap.io == 'input' else []) + \
+        parts = [f'module={tap.module!r}'] + (["io='input'"] if tap.io == 'input' else []) + \
                 ([f'call={tap.call}'] if tap.call else []) + ([f'index={tap.index}'] if tap.index is not None else [])
         return f'dict({", ".join(parts)})'
 

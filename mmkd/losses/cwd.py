@@ -3,7 +3,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
-from .utils import check_feature_maps, full_precision, resize_to, upcast, upcast_target
+from .utils import check_same_channels, full_precision, resize_to, upcast, upcast_target
 
 
 @MODELS.register_module()
@@ -41,11 +41,7 @@ class CWDLoss(nn.Module):
 
     @full_precision
     def forward(self, student_feat: Tensor, teacher_feat: Tensor) -> Tensor:
-        check_feature_maps('CWDLoss', student_feat, teacher_feat)
-        if student_feat.shape[1] != teacher_feat.shape[1]:
-            raise ValueError(f'CWDLoss needs as many student as teacher channels; got student '
-                             f'{tuple(student_feat.shape)} and teacher {tuple(teacher_feat.shape)}. '
-                             'Add a connector to the term to map the student to the teacher.')
+        check_same_channels('CWDLoss', student_feat, teacher_feat)
         n, c = student_feat.shape[:2]
         student = resize_to(upcast(student_feat), teacher_feat.shape[-2:])
         log_p_s = F.log_softmax(student.flatten(2) / self.tau, dim=2)

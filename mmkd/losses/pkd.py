@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
-from .utils import check_feature_maps, full_precision, resize_to, upcast, upcast_target
+from .utils import check_same_channels, full_precision, resize_to, upcast, upcast_target
 
 
 def standardise(feat: Tensor, eps: float = 1e-6) -> Tensor:
@@ -47,11 +47,7 @@ class PKDLoss(nn.Module):
 
     @full_precision
     def forward(self, student_feat: Tensor, teacher_feat: Tensor) -> Tensor:
-        check_feature_maps('PKDLoss', student_feat, teacher_feat)
-        if student_feat.shape[1] != teacher_feat.shape[1]:
-            raise ValueError(f'PKDLoss needs as many student as teacher channels; got student '
-                             f'{tuple(student_feat.shape)} and teacher {tuple(teacher_feat.shape)}. '
-                             'Add a connector to the term to map the student to the teacher.')
+        check_same_channels('PKDLoss', student_feat, teacher_feat)
         student, teacher = upcast(student_feat), upcast_target(teacher_feat)
         if self.resize_student:
             student = resize_to(student, teacher.shape[-2:])

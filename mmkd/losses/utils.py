@@ -66,6 +66,15 @@ def check_feature_maps(loss: str, student: Tensor, teacher: Tensor) -> None:
             f'N; got student {tuple(student.shape)} and teacher {tuple(teacher.shape)}.')
 
 
+def check_same_channels(loss: str, student: Tensor, teacher: Tensor) -> None:
+    """Feature maps (see check_feature_maps) with as many student as teacher channels."""
+    check_feature_maps(loss, student, teacher)
+    if student.shape[1] != teacher.shape[1]:
+        raise ValueError(f'{loss} needs as many student as teacher channels; got student '
+                         f'{tuple(student.shape)} and teacher {tuple(teacher.shape)}. '
+                         'Add a connector to the term to map the student to the teacher.')
+
+
 def check_same_shape(loss: str, student: Tensor, teacher: Tensor, hint: str = '') -> None:
     if student.shape != teacher.shape:
         raise ValueError(
