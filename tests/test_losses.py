@@ -164,19 +164,20 @@ def ref_rkd(s, t, wd, wa):
     n = s.shape[0]
     pairs = [(i, j) for i in range(n) for j in range(n) if i != j]
 
-    def psi_d(e):
+    def psi_d(e):   # a duplicated sample is one point: distance 0, not in the mean
         d = torch.zeros(n, n, dtype=e.dtype)
         for i, j in pairs:
             d[i, j] = torch.sqrt(((e[i] - e[j]) ** 2).sum())
-        return d / (sum(d[i, j] for i, j in pairs) / len(pairs))
+        distinct = [(i, j) for i, j in pairs if d[i, j] > 0]
+        return d / (sum(d[i, j] for i, j in distinct) / len(distinct))
 
     def psi_a(e):
         a = torch.zeros(n, n, n, dtype=e.dtype)
         for j in range(n):
             for i in range(n):
                 for k in range(n):
-                    if i != j and k != j:
-                        u, v = e[i] - e[j], e[k] - e[j]
+                    u, v = e[i] - e[j], e[k] - e[j]
+                    if u.abs().sum() > 0 and v.abs().sum() > 0:   # i or k at j's point: 0
                         a[j, i, k] = (u * v).sum() / (torch.sqrt((u ** 2).sum()) * torch.sqrt((v ** 2).sum()))
         return a
 
@@ -339,6 +340,18 @@ def test_rkd_matches_reference(weights):
     s, t = rand(5, 3, 2, 2), rand(5, 7)  # a feature map (flattened) and an embedding
     assert_close(build('RKDLoss', distance_weight=weights[0], angle_weight=weights[1])(s, t),
                  ref_rkd(s, t, *weights))
+
+
+def test_rkd_from_the_gram_matrix_in_float32_with_a_large_offset_and_duplicates():
+    """The Gram form against the authors' explicit differences in float32, on post-ReLU-like
+    embeddings far from the origin; a duplicated sample gives distance and angles 0 as theirs."""
+    gen = torch.Generator().manual_seed(4)
+    s = torch.rand(16, 512, generator=gen) * 3 + 50
+    t = torch.rand(16, 64, generator=gen) + 20
+    s[5] = s[3]
+    explicit = ref_rkd(s.double(), t.double(), 25.0, 50.0)
+    ours = build('RKDLoss')(s, t)
+    assert abs(ours.item() - explicit.item()) < 1e-4 * explicit.item()
 
 
 def test_rkd_l2_norm_normalises_the_embeddings():
