@@ -15,27 +15,28 @@ from .utils import full_precision, upcast, upcast_target
 EPS = 1e-12
 
 
-def centred_gram(e: Tensor) -> Tuple[Tensor, Tensor]:
-    """(Gram matrix, squared pairwise distances) of the embeddings after removing their mean, which
-    moves no distance or angle but keeps the Gram entries small (less cancellation in float32)."""
+def centred_gram(e: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    """(Gram matrix, squared pairwise distances, which pairs are two points) of the embeddings after
+    removing their mean, which moves no distance or angle but keeps the Gram entries small (less
+    cancellation in float32). The diagonal is never a pair, whatever its rounding."""
     e = e - e.mean(dim=0, keepdim=True)
     gram = e @ e.t()
     sq = gram.diagonal()
-    return gram, (sq[:, None] + sq[None, :] - 2 * gram).clamp(min=EPS)
+    sq_dist = (sq[:, None] + sq[None, :] - 2 * gram).clamp(min=EPS)
+    distinct = (sq_dist > EPS) & ~torch.eye(len(e), dtype=torch.bool, device=e.device)
+    return gram, sq_dist, distinct
 
 
-def normalised_distances(sq_dist: Tensor) -> Tensor:
-    """psi_D: the N x N Euclidean distances (0 on the diagonal) over their mean over pairs i != j."""
-    distinct = sq_dist > EPS
+def normalised_distances(sq_dist: Tensor, distinct: Tensor) -> Tensor:
+    """psi_D: the N x N Euclidean distances (0 for one point) over their mean over the pairs."""
     d = torch.where(distinct, sq_dist, torch.ones_like(sq_dist)).sqrt() * distinct
     return d / d[distinct].mean()
 
 
-def angles(gram: Tensor, sq_dist: Tensor) -> Tensor:
+def angles(gram: Tensor, sq_dist: Tensor, distinct: Tensor) -> Tensor:
     """psi_A: the N x N x N cosines at j, <e_i - e_j, e_k - e_j> / (|e_i - e_j| |e_k - e_j|), from the
     Gram matrix alone (no N x N x D tensor of differences): <e_i - e_j, e_k - e_j> = G_ik - G_ij -
-    G_jk + G_jj. 0 where i or k coincides with j."""
-    distinct = sq_dist > EPS                                            # [j, i]
+    G_jk + G_jj. 0 where i or k coincides with j (``distinct[j, i]`` false)."""
     norm = torch.where(distinct, sq_dist, torch.ones_like(sq_dist)).sqrt()
     dot = gram[None, :, :] - gram[:, :, None] - gram[:, None, :] + gram.diagonal()[:, None, None]
     valid = distinct[:, :, None] & distinct[:, None, :]
@@ -90,11 +91,13 @@ class RKDLoss(nn.Module):
         s, t = upcast(student_feat).flatten(1), upcast_target(teacher_feat).flatten(1)
         if self.l2_norm:
             s, t = F.normalize(s, dim=1), F.normalize(t, dim=1)
-        (gram_s, sq_s), (gram_t, sq_t) = centred_gram(s), centred_gram(t)
+        gram_s, sq_s, pairs_s = centred_gram(s)
+        gram_t, sq_t, pairs_t = centred_gram(t)
         loss = s.new_zeros(())
         if self.distance_weight:
-            loss = loss + self.distance_weight * F.smooth_l1_loss(normalised_distances(sq_s),
-                                                                  normalised_distances(sq_t))
+            loss = loss + self.distance_weight * F.smooth_l1_loss(normalised_distances(sq_s, pairs_s),
+                                                                  normalised_distances(sq_t, pairs_t))
         if self.angle_weight:
-            loss = loss + self.angle_weight * F.smooth_l1_loss(angles(gram_s, sq_s), angles(gram_t, sq_t))
+            loss = loss + self.angle_weight * F.smooth_l1_loss(angles(gram_s, sq_s, pairs_s),
+                                                               angles(gram_t, sq_t, pairs_t))
         return self.loss_weight * loss
