@@ -10,6 +10,7 @@ import torch
 from mmengine.config import Config
 from mmengine.logging import MessageHub
 from mmengine.registry import init_default_scope
+from mmengine.runner import Runner
 
 import toy_parts
 from mmkd.cli import add_distill_diagnostics
@@ -243,6 +244,22 @@ def test_teacher_check_passes_a_trained_teacher(tmp_path, colour_teachers):
     log = open(glob.glob(osp.join(runner.log_dir, '*.log'))[0]).read()
     assert 'teacher check passed' in log and 'accuracy/top1 = 100 on the first 32 validation images' in log
     assert len(records) == 2
+
+
+def test_teacher_check_leaves_the_run_s_random_streams_alone(tmp_path, colour_teachers):
+    """Iterating the validation loader draws its workers' base seed from torch's generator: the
+    check restores every stream, so a seeded run trains the same with the check on or off."""
+    import random
+    import numpy as np
+    from mmkd.distill.teacher_check import check_teacher
+    cfg = runner_cfg(tmp_path, colour_distiller(colour_teachers['trained']), val=True)
+    runner = Runner.from_cfg(cfg)
+    runner._val_loop = runner.build_val_loop(runner._val_loop)   # as runner.train() does first
+    before = (torch.random.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
+    result = check_teacher(runner, runner.model.teacher, runner.model.student, 'the colour teacher')
+    assert result['score'] == 100.0 and not result['near_chance']
+    assert torch.equal(torch.random.get_rng_state(), before[0])
+    assert np.array_equal(np.random.get_state()[1], before[1]) and random.getstate() == before[2]
 
 
 def test_teacher_check_warns_through_the_hook_without_strict(tmp_path, colour_teachers):

@@ -10,9 +10,12 @@ Scores it can judge (the metric key's last part): ``top1``/``accuracy`` in perce
 100 / classes) and ``mAP``/``bbox_mAP`` as a fraction (chance: 0). Near chance means the score
 covers less than ``margin`` of the way from chance to perfect.
 """
+import contextlib
 import copy
+import random
 from typing import Dict, Optional, Tuple
 
+import numpy as np
 import torch
 from mmengine.dist import all_reduce, get_world_size
 from mmengine.logging import print_log
@@ -38,6 +41,19 @@ def judge(metrics: Dict[str, float], num_classes: Optional[int]) -> Optional[Tup
     return None
 
 
+@contextlib.contextmanager
+def random_state_kept():
+    """Whatever the check draws (a data loader iterator draws its workers' base seed from torch's
+    generator), the run's random streams continue as if it had not run: a seeded run trains the
+    same with the check on or off."""
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=devices):
+        yield
+    random.setstate(python_state)
+    np.random.set_state(numpy_state)
+
+
 def check_teacher(runner, teacher: nn.Module, student: nn.Module, describe: str, num_batches: int = 4,
                   strict: bool = False, margin: float = 0.05) -> Optional[dict]:
     """Score ``teacher`` on the first ``num_batches`` batches of the runner's validation loader with
@@ -55,7 +71,7 @@ def check_teacher(runner, teacher: nn.Module, student: nn.Module, describe: str,
     device = next(student.parameters()).device
     teacher.to(device).eval()
     images, num_classes = 0, len((evaluator.dataset_meta or {}).get('classes') or ()) or None
-    with torch.no_grad():
+    with torch.no_grad(), random_state_kept():
         for index, batch in enumerate(loop.dataloader):
             if index >= num_batches:
                 break
