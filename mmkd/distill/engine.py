@@ -195,7 +195,8 @@ class DistillationEngine:
     def __init__(self, student: nn.Module, teacher: nn.Module, distill: List[dict],
                  two_stage: Optional[dict] = None, connectors: Optional[nn.ModuleDict] = None,
                  teacher_precision: str = 'auto', teacher_channels_last: bool = False,
-                 grad_share_interval: Optional[int] = GRAD_SHARE_INTERVAL) -> None:
+                 grad_share_interval: Optional[int] = GRAD_SHARE_INTERVAL,
+                 teacher_source: str = 'the teacher') -> None:
         if not distill:
             raise ValueError('distill is empty: give at least one term, e.g. '
                              "dict(loss=dict(type='mmkd.NSTLoss'), student='backbone.layer4', "
@@ -222,7 +223,7 @@ class DistillationEngine:
         self.teacher_taps = FeatureRecorder(teacher, [t for term in self.terms for t in term.teacher],
                                             'teacher')
         self.teacher_calls = 0
-        self.teacher_source = 'the teacher'   # names it in the teacher check's messages
+        self.teacher_source = teacher_source   # names the teacher in the teacher check's messages
 
     @classmethod
     def from_config(cls, student: nn.Module, teacher: dict, distill: List[dict],
@@ -240,10 +241,8 @@ class DistillationEngine:
         if grad_share is not None and set(grad_share) - {'interval'}:
             raise ValueError(f'grad_share={grad_share!r}: the only key is interval (or grad_share=None).')
         interval = None if grad_share is None else grad_share.get('interval', GRAD_SHARE_INTERVAL)
-        engine = cls(student, teacher_model, distill, two_stage, connectors, precision, channels_last, interval)
-        engine.teacher_source = (f"the teacher ({teacher.get('config', type(teacher_model).__name__)}, checkpoint "
-                                 f"{teacher.get('checkpoint')})")
-        return engine
+        source = f"the teacher ({teacher.get('config', type(teacher_model).__name__)}, checkpoint {teacher.get('checkpoint')})"
+        return cls(student, teacher_model, distill, two_stage, connectors, precision, channels_last, interval, source)
 
     def remove(self) -> None:
         """Detach the taps from student and teacher (the end of a run)."""

@@ -14,6 +14,7 @@ from mmengine.config import Config, ConfigDict
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
+from .engine import as_taps
 from .taps import Tap
 from .teacher import _drop_pretrained_init
 
@@ -144,7 +145,6 @@ def teacher_model_cfg(teacher: dict) -> dict:
 
 
 def used_taps(terms: List[dict]) -> Tuple[set, set]:
-    from .engine import as_taps
     return ({t for term in terms for t in as_taps(term.get('student'))},
             {t for term in terms for t in as_taps(term.get('teacher'))})
 
