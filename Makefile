@@ -5,7 +5,7 @@ MMCV_OPS ?= torchvision
 export MMCV_OPS
 SETUP_STAMP := $(VENV)/.mmkd-setup-$(MMCV_OPS)
 
-.PHONY: setup test demo bench gpu-kit clean
+.PHONY: setup test test-fast test-numerics demo bench gpu-kit clean
 
 setup: $(SETUP_STAMP)
 
@@ -13,8 +13,22 @@ $(SETUP_STAMP): pyproject.toml requirements/constraints.txt tools/setup_env.sh t
 	bash tools/setup_env.sh
 	touch $@
 
+# The whole suite (what .ci/run calls); test-fast is the unit tier for development (no `slow` runs).
 test: setup
 	$(PYTHON) -m pytest -q -rs
+
+test-fast: setup
+	$(PYTHON) -m pytest -q -rs -m "not slow"
+
+# The `numerics` tests again under other CPU kernel paths and thread counts than this machine's
+# default, as on another machine of this kind: a tolerance fitted to one machine's value fails here.
+NUMERICS_PATHS := "ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=1" \
+                  "ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=SSE41 MKL_CBWR=COMPATIBLE OMP_NUM_THREADS=2"
+test-numerics: setup
+	@set -e; for path in $(NUMERICS_PATHS); do \
+	  echo "[test-numerics] $$path"; \
+	  env $$path $(PYTHON) -m pytest -q -rs -p no:cacheprovider -m numerics; \
+	done
 
 # DEMO_ARGS="--methods kd nst_poly" runs a subset; "--redo" reruns finished runs.
 demo: setup

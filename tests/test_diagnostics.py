@@ -80,6 +80,7 @@ def grad_norm(loss, params):
 
 
 # ------------------------------------------------------------------ gradient share
+@pytest.mark.numerics
 def test_gradient_share_is_the_ratio_of_gradient_norms(tmp_path):
     torch.manual_seed(0)
     teacher = save(MODELS.build(TEACHER), tmp_path / 'teacher.pth')
@@ -148,6 +149,7 @@ def auto_terms(share=0.25, iters=3):
                  teacher='backbone.layer3', auto_weight=dict(share=share, iters=iters))]
 
 
+@pytest.mark.numerics
 def test_auto_weight_reaches_its_target_share_and_survives_resume(tmp_path):
     """lr 0 and one repeated batch: every iteration measures the same ratio, so the share measured
     after freezing must be the target exactly; the frozen weight is saved and resumed."""

@@ -206,6 +206,7 @@ def test_different_teacher_normalisation_warns(teacher_checkpoint):
 
 
 # ------------------------------------------------------------------ both front doors
+@pytest.mark.numerics
 def test_hook_and_wrapper_give_the_same_losses(teacher_checkpoint):
     torch.manual_seed(0)
     distiller = MODELS.build(dict(type='Distiller', student=STUDENT,
@@ -346,6 +347,7 @@ def test_schedule_factors():
         TermSchedule(warmup=-1)
 
 
+@pytest.mark.numerics
 def test_hook_under_autocast(teacher_checkpoint):
     """AmpOptimWrapper (GPU-only in mmengine) runs train_step inside autocast: the teacher must run in
     the same context and the terms stay finite float32."""
@@ -364,6 +366,7 @@ def test_hook_under_autocast(teacher_checkpoint):
     sum(losses.values()).backward()
 
 
+@pytest.mark.numerics
 def test_distiller_is_the_student_outside_training(teacher_checkpoint):
     distiller = MODELS.build(dict(type='Distiller', student=STUDENT,
                                   teacher=dict(model=TEACHER, checkpoint=teacher_checkpoint), distill=nst_at_terms()))
@@ -376,6 +379,7 @@ def test_distiller_is_the_student_outside_training(teacher_checkpoint):
 
 
 # ------------------------------------------------------------------ gradient-based AT
+@pytest.mark.numerics
 def test_grad_at_uses_double_backprop(teacher_checkpoint):
     distiller = MODELS.build(dict(type='Distiller', student=STUDENT,
                                   teacher=dict(model=TEACHER, checkpoint=teacher_checkpoint),
@@ -501,28 +505,45 @@ def test_teacher_runs_only_to_its_deepest_tap(teacher_checkpoint):
     assert calls == ['backbone.layer4', 'head']
 
 
-def test_teacher_precision_and_layout_options(teacher_checkpoint):
+# bf16 keeps 8 significant bits: rounding to it moves a value by at most u = 2**-8 relative. A bf16
+# teacher rounds the output of each of its ~20 layers (convs, BN, ReLU, residual adds) with
+# independent errors, so its taps are off by about u * sqrt(20) ~ 4.5u; the terms are smooth
+# functions of the (normalised) taps and inherit that. Criterion: every term within 8u (3.1 %) of the
+# fp32 teacher's for each seed. Measured 2026-12-05 (AMD EPYC, 7 seeds): at most 2.7u. A layout or
+# precision fault (a tap read in the wrong memory format, a term computed in bf16) is off by O(1).
+BF16_UNIT_ROUNDOFF = 2.0 ** -8
+
+
+@pytest.mark.numerics
+@pytest.mark.parametrize('seed', range(4))
+def test_teacher_precision_and_layout_options(tmp_path, seed):
     """teacher=dict(precision='bf16', channels_last=True): the teacher's taps come out in bf16 and
-    channels_last, the terms are float32 and within 1 % of the fp32 teacher's; a wrong name fails."""
+    channels_last, the terms are float32 and within bf16's rounding bound (above) of the fp32 teacher's."""
+    torch.manual_seed(100 + seed)
+    checkpoint = str(tmp_path / 'teacher.pth')
+    torch.save(dict(state_dict=MODELS.build(TEACHER).state_dict()), checkpoint)
+    inputs = torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(seed))
+    samples = [BaseDataElement(gt_label=torch.tensor(i % 4)) for i in range(4)]
     losses = {}
     for precision, channels_last in (('fp32', False), ('bf16', True)):
+        torch.manual_seed(seed)
         student = MODELS.build(STUDENT)
-        torch.manual_seed(0)
-        student.load_state_dict(MODELS.build(STUDENT).state_dict())
-        teacher = dict(model=TEACHER, checkpoint=teacher_checkpoint, precision=precision,
-                       channels_last=channels_last)
+        teacher = dict(model=TEACHER, checkpoint=checkpoint, precision=precision, channels_last=channels_last)
         hook = DistillationHook(teacher=teacher, distill=nst_at_terms())
         hook.before_run(types.SimpleNamespace(model=student))
         MessageHub.get_current_instance().update_info('iter', 0)
         seen = []
         hook.engine.teacher.backbone.layer4.register_forward_hook(lambda m, i, o: seen.append(o))
         student.train()
-        losses[precision] = student(*batch(), mode='loss')
+        losses[precision] = student(inputs, samples, mode='loss')
         assert seen[0].dtype == (torch.bfloat16 if precision == 'bf16' else torch.float32)
         assert seen[0].is_contiguous(memory_format=torch.channels_last) == channels_last
     for key in ('loss_nst', 'loss_at', 'loss_fsp_12', 'loss_kd'):
         assert losses['bf16'][key].dtype == torch.float32
-        torch.testing.assert_close(losses['bf16'][key], losses['fp32'][key], rtol=1e-2, atol=0)
+        torch.testing.assert_close(losses['bf16'][key], losses['fp32'][key], rtol=8 * BF16_UNIT_ROUNDOFF, atol=0)
+
+
+def test_teacher_precision_names_the_choices(teacher_checkpoint):
     with pytest.raises(ValueError, match="teacher precision='half'.*'bf16'"):
         DistillationHook(teacher=dict(model=TEACHER, checkpoint=teacher_checkpoint, precision='half'),
                          distill=nst_at_terms()).before_run(types.SimpleNamespace(model=MODELS.build(STUDENT)))

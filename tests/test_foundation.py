@@ -38,6 +38,7 @@ def test_mmcv_compiled_nms_on_cpu():
     torch.testing.assert_close(dets[:, 4], torch.tensor([0.95, 0.7]))
 
 
+@pytest.mark.numerics
 def test_mmcv_compiled_roi_align_matches_torchvision():
     from mmcv.ops import RoIAlign
     feats = torch.randn(2, 3, 16, 20)

@@ -6,6 +6,9 @@ import torch.nn.functional as F
 import mmkd.losses
 from mmkd.registry import MODELS
 
+# Every test here compares floats with a float64 reference or across precisions.
+pytestmark = pytest.mark.numerics
+
 torch.manual_seed(0)
 
 

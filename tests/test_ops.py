@@ -23,6 +23,9 @@ from mmkd.ops import nms as nms_module
 from mmkd.ops.equivalence import (compare_to_golden, faster_rcnn_model, faster_rcnn_step, load_golden, nms_cases,
                                   nms_reference, roi_align_cases, run_nms, run_roi_align)
 
+# Every test here compares with golden outputs or across kernels.
+pytestmark = pytest.mark.numerics
+
 GOLDEN = osp.join(osp.dirname(osp.abspath(__file__)), 'fixtures', 'mmcv_ops_golden.pt')
 
 SHIM = TorchvisionExt()
@@ -292,22 +295,59 @@ def test_backend_switch_in_a_fresh_interpreter():
     assert rc != 0 and 'Import mmkd first' in out or 'mmcv._ext' in out
 
 
-@pytest.mark.slow
-def test_faster_rcnn_step_equals_golden(golden, shim_in_mmcv):
+# A float32 Faster R-CNN step is exact up to the order of its sums, which the CPU's kernel path
+# (ATen's vector kernels, oneDNN's ISA, the thread count) picks. Measured on 2026-12-05 (AMD EPYC,
+# AVX2) under 7 paths (default, ATEN_CPU_CAPABILITY=default|avx2, ONEDNN_MAX_CPU_ISA=AVX2|SSE41,
+# OMP_NUM_THREADS=1, and all three at once) against the golden recorded on an Intel AVX-512 machine:
+# losses differ by <= 1.3e-5 relative, a parameter's gradient sum of squares by <= 2.3e-3 (the small
+# gradients of zero-initialised BN scales deep in the backbone). A real fault is larger: RoIAlign
+# shifted by half a pixel (`aligned` flipped) moves the losses by 1.0e-4 and gradients by 3.5e-2.
+# The bounds sit between the two, about 4x above the summation noise and 2-3x below that fault:
+# losses within LOSS_RTOL, gradients within GRAD_RTOL per element, so a sum of squares within
+# 2 * GRAD_RTOL and a sum within GRAD_RTOL * sqrt(numel * sum of squares) (Cauchy-Schwarz).
+LOSS_RTOL = 5e-5
+GRAD_RTOL = 5e-3
+
+
+def faster_rcnn_step_violations(golden):
+    """Every loss and gradient statistic of :func:`faster_rcnn_step` outside its float32 bound."""
     losses, grads = faster_rcnn_step()
     expected = golden['faster_rcnn']
-    assert losses.keys() == expected['losses'].keys()
-    for name, value in expected['losses'].items():
-        assert losses[name] == pytest.approx(value, rel=1e-5, abs=1e-7), name
-    assert grads.keys() == expected['grads'].keys()
+    assert losses.keys() == expected['losses'].keys() and grads.keys() == expected['grads'].keys()
+    bad = [f'{name}: {losses[name]!r} vs {value!r}' for name, value in expected['losses'].items()
+           if losses[name] != pytest.approx(value, rel=LOSS_RTOL, abs=1e-7)]
     numel = {name: p.numel() for name, p in faster_rcnn_model().named_parameters()}
     for name, value in expected['grads'].items():
         (grad_sum, grad_sumsq), (ours_sum, ours_sumsq) = value.tolist(), grads[name].tolist()
-        assert ours_sumsq == pytest.approx(grad_sumsq, rel=1e-4, abs=1e-12), name
-        # A gradient's sum can cancel to ~0 (a classifier's rows sum to zero), so its error is bounded
-        # by float32 rounding of the terms, |sum of errors| <= eps * sqrt(numel * sum of squares),
-        # not by the sum: other torch builds and thread counts add in another order.
-        assert abs(ours_sum - grad_sum) <= 1e-6 * (numel[name] * grad_sumsq) ** 0.5 + 1e-9, name
+        if ours_sumsq != pytest.approx(grad_sumsq, rel=2 * GRAD_RTOL, abs=1e-12):
+            bad.append(f'grad sum of squares of {name}: {ours_sumsq!r} vs {grad_sumsq!r}')
+        # A gradient's sum can cancel to ~0 (a classifier's rows sum to zero): bound it by its terms'.
+        if abs(ours_sum - grad_sum) > GRAD_RTOL * (numel[name] * grad_sumsq) ** 0.5 + 1e-9:
+            bad.append(f'grad sum of {name}: {ours_sum!r} vs {grad_sum!r}')
+    return bad
+
+
+@pytest.mark.slow
+def test_faster_rcnn_step_equals_golden(golden, shim_in_mmcv):
+    """One train step over mmkd's ops equals the compiled kernels' golden step within the float32
+    summation-order bounds above, on any kernel path (the golden keeps the path it was recorded on)."""
+    from mmkd.ops.equivalence import kernel_path
+    bad = faster_rcnn_step_violations(golden)
+    assert not bad, (f'here: {kernel_path()}; golden: {golden["versions"]}\n' + '\n'.join(bad))
+
+
+@pytest.mark.slow
+def test_faster_rcnn_step_bounds_catch_a_half_pixel_roi_align(golden, shim_in_mmcv, monkeypatch):
+    """The bounds are not so loose that a subtle op fault passes: RoIAlign sampling half a pixel off."""
+    forward, backward = SHIM.roi_align_forward, SHIM.roi_align_backward
+
+    def flipped(op):
+        return lambda *args, **kwargs: op(*args, **{**kwargs, 'aligned': not kwargs['aligned']})
+
+    monkeypatch.setattr(SHIM, 'roi_align_forward', flipped(forward))
+    monkeypatch.setattr(SHIM, 'roi_align_backward', flipped(backward))
+    bad = faster_rcnn_step_violations(golden)
+    assert any(line.startswith('loss') for line in bad) and any(line.startswith('grad') for line in bad), bad
 
 
 @pytest.mark.slow

@@ -347,6 +347,7 @@ def test_imagenet_config_trains_from_a_list_file(imagenet_tiny, teacher_checkpoi
 @pytest.mark.parametrize('config', ['configs/imagenet/inception_bn_kd_resnet101.py',
                                     'configs/cifar/inception_bn_kd_resnet1001_cifar10.py',
                                     'configs/demo/digits_inception_bn_kd.py'])
+@pytest.mark.numerics
 def test_kd_gradient_equals_the_nst_release(config):
     """The release: SoftmaxOutput(z_s / T, label=softmax(z_t / T), grad_scale=16) with MXNet's
     rescale_grad = 1 / N, i.e. dL/dz_s = (16 / T)(p_s - p_t) / N for each sample's logits."""

@@ -102,7 +102,8 @@ def detection_batch(size: dict, rng) -> dict:
 class Case:
     """The student alone, the distilling model and its engine, built from one config."""
 
-    def __init__(self, name: str, config: str, device: torch.device, amp: bool, channels_last: bool):
+    def __init__(self, name: str, config: str, device: torch.device, amp: bool, channels_last: bool,
+                 size: dict):
         cfg = Config.fromfile(os.path.join(REPO, config))
         init_default_scope(cfg.get('default_scope', 'mmkd'))
         drop_weights(cfg.model)
@@ -137,7 +138,7 @@ class Case:
         self.student_optim = build_optim_wrapper(self.student, optim)
         self.optim = build_optim_wrapper(self.model, optim)
         rng = np.random.default_rng(0)
-        self.batch = (detection_batch if self.detection else classification_batch)(SIZES[device.type], rng)
+        self.batch = (detection_batch if self.detection else classification_batch)(size, rng)
         self.model.train()
         self.student.train()
 
@@ -208,13 +209,16 @@ def main() -> None:
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--cases', nargs='+', choices=list(CASES), default=list(CASES))
     parser.add_argument('--out', help='also write the Markdown tables to this file')
+    parser.add_argument('--batch', type=int, help='classification batch (default: the table size of the device)')
+    parser.add_argument('--image', type=int, help='classification image side (default: 224)')
     args = parser.parse_args()
     if args.device == 'cpu' and os.environ.get('MALLOC_MMAP_THRESHOLD_') is None:
         os.environ['MALLOC_MMAP_THRESHOLD_'] = '65536'  # must be set before the process starts
         os.execv(sys.executable, [sys.executable, *sys.argv])
     device = torch.device(args.device)
     cuda = device.type == 'cuda'
-    size = SIZES[device.type]
+    size = dict(SIZES[device.type])
+    size.update({key: getattr(args, key) for key in ('batch', 'image') if getattr(args, key)})
     name = torch.cuda.get_device_name(device) if cuda else (platform.processor() or platform.machine())
     header = [
         f'Device: {name}; torch {torch.__version__}' + (f' (CUDA {torch.version.cuda})' if cuda else
@@ -235,7 +239,7 @@ def main() -> None:
                       'largest change of a term (bf16 + CL vs fp32) |', '|---|---:|---:|---:|---:|---|']
     print('\n'.join(header + step_rows), flush=True)
     for key in args.cases:
-        case = Case(key, CASES[key], device, amp=cuda, channels_last=cuda)
+        case = Case(key, CASES[key], device, amp=cuda, channels_last=cuda, size=size)
         # Loss values first: the timed steps train the random student, which can diverge.
         precision_rows.append(precision_row(case, device, args))
         data = case.preprocessed()

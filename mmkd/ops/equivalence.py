@@ -7,10 +7,36 @@ Inputs come from numpy's seeded generator and are stored with the outputs, so th
 on torch's RNG. tests/test_ops.py and ``tools/check_mmcv_ops.py [--device cuda]`` compare the
 torchvision-backed ops with it, so installs without compiled ops (CI, GPU machines) are checked too.
 """
+import os
 import os.path as osp
+import platform
 
 import numpy as np
 import torch
+
+#: The environment variables that pick a CPU kernel path (and so a float32 summation order).
+KERNEL_PATH_ENV = ('ATEN_CPU_CAPABILITY', 'ONEDNN_MAX_CPU_ISA', 'MKL_CBWR', 'OMP_NUM_THREADS')
+
+
+def _processor_name() -> str:
+    try:
+        with open('/proc/cpuinfo') as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def kernel_path() -> dict:
+    """What fixes the float32 summation order of a CPU run: processor, ATen's vector kernels, the
+    thread count and the variables that override them. A golden value is only bit-exact on the path
+    it was recorded with; elsewhere it is compared within a bound (tests/test_ops.py)."""
+    return dict(processor=_processor_name(),
+                aten_cpu_capability=torch.backends.cpu.get_cpu_capability(),
+                threads=torch.get_num_threads(),
+                env={name: os.environ[name] for name in KERNEL_PATH_ENV if name in os.environ})
 
 
 def _boxes(rng, n, integer):
@@ -158,7 +184,7 @@ def record(ext, path: str) -> dict:
         nms=[(case, run_nms(ext, case)) for case in nms_cases()],
         roi_align=[(case, run_roi_align(ext, case)) for case in roi_align_cases()],
         faster_rcnn=dict(zip(('losses', 'grads'), faster_rcnn_step())),
-        versions=dict(torch=str(torch.__version__), mmcv=str(mmcv.__version__)))
+        versions=dict(torch=str(torch.__version__), mmcv=str(mmcv.__version__)), kernel_path=kernel_path())
     torch.save(golden, path)
     return golden
 
