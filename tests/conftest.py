@@ -16,6 +16,20 @@ import mmkd  # noqa: E402
 # As mmkd's tools do: the tests torch.load the checkpoints their runs write (weights_only=True).
 mmkd.allow_mmengine_checkpoints()
 
+# Every in-process Runner logs and dumps its config through yapf's formatter, about 1.3 s each time
+# on 2 cores and about a third of a small run; no test reads the layout of that text (still valid
+# Python, unformatted). The tools run in subprocesses keep the formatting.
+import mmengine.config.config  # noqa: E402
+
+mmengine.config.config.FormatCode = lambda text, **kwargs: (text, False)
+
+
+@pytest.fixture(scope='session')
+def config_families():
+    """Which config of each family trained in this session (tests/fixtures/config_families.py)."""
+    from config_families import Families
+    return Families()
+
 
 @pytest.fixture
 def coco_tiny(tmp_path):

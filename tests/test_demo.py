@@ -3,8 +3,14 @@ import json
 import os.path as osp
 import xml.etree.ElementTree as ET
 
+import numpy as np
 import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
 
+from config_families import resolve
+from mmkd.registry import MODELS
 from tools import demo
 from mmkd.datasets.demo_data import DIGIT_CLASSES, make_demo_data
 
@@ -33,15 +39,17 @@ def test_demo_data_layouts(tmp_path):
 
 @pytest.mark.slow
 def test_demo_quick_profile_end_to_end(tmp_path, capsys):
+    """The demo's whole pipeline (teacher, the student alone and KD+NST, their detectors, the report)
+    through the tools; the other students' configs are resolved in the test below."""
     work_dir, data_dir = tmp_path / 'work', tmp_path / 'data'
-    args = ['--profile', 'quick', '--work-dir', str(work_dir), '--data-dir', str(data_dir)]
+    args = ['--profile', 'quick', '--work-dir', str(work_dir), '--data-dir', str(data_dir), '--methods', 'kd_nst']
     assert demo.main(args) == 0
     out = capsys.readouterr().out
-    assert '(13/13) det_kd_nst: done' in out
+    assert '(5/5) det_kd_nst: done' in out
     for name in ('results.md', 'map.png', 'loss_curves.png', 'grad_shares.png', 'attention.png'):
         assert (work_dir / name).stat().st_size > 0, name
     table = (work_dir / 'results.md').read_text()
-    for label in ('teacher', 'student alone', 'KD', 'AT', 'FitNet', 'NST (poly)', 'KD+NST'):
+    for label in ('teacher', 'student alone', 'KD+NST'):
         assert f'| {label}' in table
     # Gradient shares measured every iteration of the 3-iteration students, each term by name.
     shares = demo.grad_share_records(str(work_dir), 'kd_nst')
@@ -49,15 +57,37 @@ def test_demo_quick_profile_end_to_end(tmp_path, capsys):
     assert all(r['grad_share_kd'] > 0 and r['grad_share_nst'] > 0 for r in shares)
     assert '| KD+NST | kd ' in table and 'nst ' in table.split('| KD+NST | kd ')[1]
     assert not demo.grad_share_records(str(work_dir), 'baseline')
-    assert 'teacher check' in (work_dir / 'cls_kd' / 'train.log').read_text()
-    for method in demo.METHODS:
+    assert 'teacher check' in (work_dir / 'cls_kd_nst' / 'train.log').read_text()
+    for method in ('baseline', 'kd_nst'):
         detection = json.load(open(work_dir / f'det_{method}' / 'result.json'))
         assert 0.0 <= detection['mAP'] <= 1.0
         classification = json.load(open(work_dir / f'cls_{method}' / 'result.json'))
         assert 0.0 <= classification['top1'] <= 100.0
-    assert osp.isfile(work_dir / 'cls_kd' / 'student.pth')
+    assert osp.isfile(work_dir / 'cls_kd_nst' / 'student.pth')
 
-    # A second run reuses every finished run; a subset runs only those methods.
-    assert demo.main(args + ['--methods', 'kd']) == 0
+    # A second run reuses every finished run and runs only the methods asked for.
+    assert demo.main(args) == 0
     out = capsys.readouterr().out
     assert out.count(': reused') == 5 and 'det_at' not in out
+
+
+@pytest.mark.slow
+def test_demo_student_configs_compute_their_terms(tmp_path):
+    """Every demo student config builds (teacher, taps, connectors) and computes its own terms on
+    the demo's data in one forward: the configs the end-to-end test above does not train."""
+    data_root = make_demo_data(str(tmp_path / 'data'), det_trainval=2, det_test=2, cls_train=40) / 'digits'
+    init_default_scope('mmkd')
+    teacher = Config.fromfile(osp.join(demo.CONFIGS, 'digits_resnet18_teacher.py'))
+    checkpoint = tmp_path / 'teacher.pth'
+    torch.save(dict(state_dict=MODELS.build(teacher.model).state_dict()), checkpoint)
+    for method in demo.METHODS:
+        cfg = Config.fromfile(osp.join(demo.CONFIGS, f'digits_inception_bn_{method}.py'))
+        cfg.merge_from_dict({'train_dataloader.dataset.data_root': str(data_root), 'train_dataloader.batch_size': 4,
+                             'train_dataloader.num_workers': 0, 'train_dataloader.persistent_workers': False,
+                             'work_dir': str(tmp_path / method)})
+        if method != 'baseline':
+            cfg.model.teacher.checkpoint = str(checkpoint)
+        _, losses = resolve(cfg)
+        expected = {'loss_cls'} | {f'loss_{term.get("name") or term["loss"]["type"][:-4].lower()}'
+                                   for term in cfg.model.get('distill', [])}
+        assert expected <= set(losses) and all(np.isfinite(v) for v in losses.values()), (method, losses)
