@@ -9,11 +9,16 @@ from typing import Optional
 import torch.distributed as dist
 
 from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 from .checkpoint_safety import allow_mmengine_checkpoints
 from .cpu_distributed import prepare_cpu_distributed
+from .ops import mmcv_ops_backend
 from .registry import RUNNERS
+
+OPS_BACKENDS = dict(compiled="mmcv's compiled kernels", torchvision="mmkd.ops: torchvision's kernels behind mmcv._ext",
+                    missing='none installed yet')
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -102,7 +107,11 @@ def build_runner(cfg: Config) -> Runner:
     (``--resume``, ``load_from``)."""
     allow_mmengine_checkpoints()
     prepare_cpu_distributed(cfg)
-    return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    # Which mmcv ops ran (compiled kernels or mmkd's torchvision layer) belongs with the run's numbers.
+    backend = mmcv_ops_backend()
+    print_log(f'mmcv ops: {backend} ({OPS_BACKENDS.get(backend, backend)})', logger='current')
+    return runner
 
 
 def teardown_distributed() -> None:

@@ -57,7 +57,8 @@ def test_demo_quick_profile_end_to_end(tmp_path, capsys):
     assert all(r['grad_share_kd'] > 0 and r['grad_share_nst'] > 0 for r in shares)
     assert '| KD+NST | kd ' in table and 'nst ' in table.split('| KD+NST | kd ')[1]
     assert not demo.grad_share_records(str(work_dir), 'baseline')
-    assert 'teacher check' in (work_dir / 'cls_kd_nst' / 'train.log').read_text()
+    log = (work_dir / 'cls_kd_nst' / 'train.log').read_text()
+    assert 'teacher check' in log and 'mmcv ops: ' in log   # the ops backend is logged with the run
     for method in ('baseline', 'kd_nst'):
         detection = json.load(open(work_dir / f'det_{method}' / 'result.json'))
         assert 0.0 <= detection['mAP'] <= 1.0

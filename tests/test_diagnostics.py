@@ -175,6 +175,38 @@ def test_auto_weight_reaches_its_target_share_and_survives_resume(tmp_path):
     assert int(again.count) == 3 and float(again.weight) == float(auto.weight)
 
 
+def test_checkpoints_during_calibration_hold_finite_values_and_resume_it(tmp_path):
+    """Checkpoints every 2 iterations while a 10-iteration calibration runs: each is saved (the
+    non-finite guard refuses NaN), and a resumed run continues the count where it stopped."""
+    torch.manual_seed(0)
+    teacher = save(MODELS.build(TEACHER), tmp_path / 'teacher.pth')
+    model = dict(type='mmkd.Distiller', student=STUDENT, teacher=dict(model=TEACHER, checkpoint=teacher),
+                 distill=auto_terms(iters=10), teacher_check=None)
+    runner, _ = train(runner_cfg(tmp_path, model, max_iters=4))
+    auto = runner.model.engine.auto_weights['nst']
+    assert not auto.frozen and int(auto.count) == 4
+    state = torch.load(osp.join(runner.work_dir, 'iter_4.pth'), weights_only=True)['state_dict']
+    assert all(torch.isfinite(state[f'auto_weights.nst.{k}']) for k in ('weight', 'count', 'ratio_sum'))
+    resumed, _ = train(runner_cfg(tmp_path, model, max_iters=6, resume=True))
+    again = resumed.model.engine.auto_weights['nst']
+    assert int(again.count) == 6 and not again.frozen
+    assert float(again.ratio_sum) > float(state['auto_weights.nst.ratio_sum'])
+
+
+def test_auto_weight_skips_non_finite_measurements():
+    auto = AutoWeight('nst', share=0.5, iters=2)
+    auto.add(float('inf'))
+    auto.add(float('nan'))
+    assert auto._count == 0 and auto.current() == 1.0
+    auto.add(0.25)
+    auto.add(0.25)
+    assert auto.frozen and auto.current() == pytest.approx(2.0)
+    # The buffers say the same, and a fresh one restores the state from them.
+    restored = AutoWeight('nst', share=0.5, iters=2)
+    restored.load_state_dict(auto.state_dict())
+    assert restored.frozen and restored.current() == pytest.approx(2.0)
+
+
 def test_auto_weight_through_the_hook_is_kept_in_the_checkpoint(tmp_path):
     torch.manual_seed(0)
     teacher = save(MODELS.build(TEACHER), tmp_path / 'teacher.pth')
@@ -202,6 +234,20 @@ def test_auto_weight_config_errors(tmp_path, term, match):
     with pytest.raises(ValueError, match=match):
         MODELS.build(dict(type='mmkd.Distiller', student=STUDENT, teacher=dict(model=TEACHER, checkpoint=teacher),
                           distill=[term]))
+
+
+def test_auto_weight_in_a_two_stage_hint_stage_is_refused(tmp_path):
+    """Stage 1 scales the task loss to 0: no share to calibrate against; named at build time."""
+    torch.manual_seed(0)
+    teacher = save(MODELS.build(TEACHER), tmp_path / 'teacher.pth')
+    for stage in (1, 'both'):
+        term = dict(auto_terms()[0], stage=stage)
+        with pytest.raises(ValueError, match=rf"'nst': loss_weight='auto'.*stage 1.*stage={stage!r}"):
+            MODELS.build(dict(type='mmkd.Distiller', student=STUDENT, teacher=dict(model=TEACHER, checkpoint=teacher),
+                              distill=[term], two_stage=dict(switch=2)))
+    model = MODELS.build(dict(type='mmkd.Distiller', student=STUDENT, teacher=dict(model=TEACHER, checkpoint=teacher),
+                              distill=[dict(auto_terms()[0], stage=2)], two_stage=dict(switch=2)))
+    assert 'nst' in model.engine.auto_weights
 
 
 # ------------------------------------------------------------------ teacher check

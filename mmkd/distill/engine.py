@@ -218,6 +218,14 @@ class DistillationEngine:
         self.terms = build_terms(distill, connectors)
         self.auto_weights = nn.ModuleDict({t.name: t.auto for t in self.terms if t.auto is not None})
         self.two_stage = TwoStage(**two_stage) if two_stage is not None else None
+        if self.two_stage is not None:
+            # Stage 1 trains with the task loss at 0: no task gradient to calibrate a share against.
+            for term in self.terms:
+                if term.auto is not None and term.stage in (1, 'both'):
+                    raise ValueError(
+                        f"distillation term '{term.name}': loss_weight='auto' calibrates its gradient share "
+                        f"against the task loss's, which two_stage's stage 1 switches off (stage={term.stage!r}). "
+                        "Give it a number (loss_weight=...), or stage=2.")
         self.student_taps = FeatureRecorder(student, [t for term in self.terms for t in term.student],
                                             'student')
         self.teacher_taps = FeatureRecorder(teacher, [t for term in self.terms for t in term.teacher],

@@ -50,7 +50,10 @@ class AutoWeight(nn.Module):
     """``loss=dict(..., loss_weight='auto')`` with ``auto_weight=dict(share=s, iters=n)``: over the
     first n iterations the term's weight is s / (mean measured gradient share at weight 1), then it
     is frozen and logged. Buffers, so the calibration survives a resume (saved with the Distiller's
-    state dict, or by the hook in the checkpoint)."""
+    state dict, or by the hook in the checkpoint); every buffer is finite at every iteration (the
+    non-finite guard refuses to save anything else): ``weight`` is 0 until frozen, and frozen means
+    ``count == iters``. Python mirrors of the buffers serve each iteration, so reading the weight
+    never waits for the device."""
 
     def __init__(self, term: str, share: float, iters: int = CALIBRATION_ITERS) -> None:
         super().__init__()
@@ -60,31 +63,48 @@ class AutoWeight(nn.Module):
         self.term, self.share, self.iters = term, share, iters
         self.register_buffer('ratio_sum', torch.zeros((), dtype=torch.float64))
         self.register_buffer('count', torch.zeros((), dtype=torch.int64))
-        self.register_buffer('weight', torch.full((), float('nan'), dtype=torch.float64))
+        self.register_buffer('weight', torch.zeros((), dtype=torch.float64))
+        self._ratio_sum, self._count, self._weight = 0.0, 0, 0.0
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._ratio_sum, self._count = float(self.ratio_sum), int(self.count)
+        if not self.frozen:
+            self.weight.zero_()   # older checkpoints marked "not calibrated" with NaN
+        self._weight = float(self.weight)
+        if not math.isfinite(self._weight):
+            raise ValueError(f"term '{self.term}': the checkpoint's calibrated loss_weight is {self._weight}.")
 
     @property
     def frozen(self) -> bool:
-        return not torch.isnan(self.weight).item()
+        return self._count >= self.iters
 
     def current(self) -> float:
         """The frozen weight, or the estimate so far (1 before the first measurement)."""
         if self.frozen:
-            return float(self.weight)
-        count = int(self.count)
-        return self.share * count / float(self.ratio_sum) if count and float(self.ratio_sum) > 0 else 1.0
+            return self._weight
+        return self.share * self._count / self._ratio_sum if self._count and self._ratio_sum > 0 else 1.0
 
     def add(self, ratio: Optional[float]) -> None:
-        """One measurement of the term's gradient share at weight 1 (None: the task had no gradient)."""
+        """One measurement of the term's gradient share at weight 1. None (the task had no gradient)
+        and non-finite ratios (an overflowing fp16 step) are not counted."""
         if self.frozen or ratio is None:
+            return
+        if not math.isfinite(ratio):
+            print_log(f"term '{self.term}': loss_weight='auto' skipped a non-finite gradient share ({ratio}) at "
+                      'weight 1; it calibrates from finite measurements only.', logger='current', level=30)
             return
         if ratio <= 0:
             raise RuntimeError(f"term '{self.term}': loss_weight='auto' measured no gradient of the term on "
                                "the student's parameters: its taps do not depend on them.")
-        self.ratio_sum += ratio
-        self.count += 1
-        if int(self.count) >= self.iters:
-            mean = float(self.ratio_sum) / int(self.count)
-            self.weight.fill_(self.share / mean)
-            print_log(f"distillation term '{self.term}': loss_weight='auto' -> {float(self.weight):.6g} (target "
+        self._ratio_sum += ratio
+        self._count += 1
+        self.ratio_sum.fill_(self._ratio_sum)
+        self.count.fill_(self._count)
+        if self.frozen:
+            mean = self._ratio_sum / self._count
+            self._weight = self.share / mean
+            self.weight.fill_(self._weight)
+            print_log(f"distillation term '{self.term}': loss_weight='auto' -> {self._weight:.6g} (target "
                       f'gradient share {self.share:g}; mean share at weight 1 over the first '
-                      f'{int(self.count)} iterations: {mean:.6g}); frozen from here on.', logger='current')
+                      f'{self._count} iterations: {mean:.6g}); frozen from here on.', logger='current')

@@ -36,10 +36,13 @@ class DKDLoss(nn.Module):
     Paper: B. Zhao, Q. Cui, R. Song, Y. Qiu, J. Liang, "Decoupled Knowledge Distillation",
     CVPR 2022, arXiv:2203.08679.
 
-    Example (mdistiller's CIFAR-100 setting)::
+    Example (mdistiller's CIFAR-100 setting, the defaults)::
 
         dict(loss=dict(type='mmkd.DKDLoss', alpha=1.0, beta=8.0, temperature=4.0),
              student='head', teacher='head', schedule=dict(warmup=20, by_epoch=True))
+
+    .. warning:: The defaults are the CIFAR-100 settings. On ImageNet the paper and mdistiller use
+       ``beta=0.5, temperature=1.0``.
     """
 
     def __init__(self, alpha: float = 1.0, beta: float = 8.0, temperature: float = 4.0,
