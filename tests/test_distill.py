@@ -472,6 +472,36 @@ def test_torchrun_two_processes_match_one(tmp_path, teacher_checkpoint):
             assert abs(one[key] - (a[key] + b[key]) / 2) <= 1e-4 * abs(one[key]) + 1e-7, (key, one, a, b)
 
 
+@pytest.mark.slow
+def test_two_processes_train_past_the_end_of_a_connector_term(tmp_path, teacher_checkpoint):
+    """FitNet's connector trains in two_stage's stage 1 only: in stage 2 no loss reaches it, and DDP
+    must still find every parameter's gradient (tools/dist_train.sh, 2 processes, gloo)."""
+    model = dict(type='Distiller', student=STUDENT, teacher=dict(model=TEACHER, checkpoint=teacher_checkpoint),
+                 two_stage=dict(switch=2),
+                 distill=[dict(loss=dict(type='mmkd.FitNetLoss'), student='backbone.layer3', teacher='backbone.layer3',
+                               connector=dict(type='mmkd.ConvConnector', in_channels=32, out_channels=64), stage=1),
+                          dict(loss=dict(type='mmkd.KDLoss'), student='head', teacher='head', stage=2)])
+    out = tmp_path / 'ddp'
+    out.mkdir()
+    cfg = runner_cfg(tmp_path, model, max_iters=4)
+    cfg.work_dir = str(out)
+    cfg.custom_hooks[-1] = dict(type='RecordLossesHook', out_dir=str(out))
+    cfg.train_dataloader.batch_size = 2
+    cfg.custom_imports = dict(imports=['mmkd', 'toy_parts'], allow_failed_imports=False)
+    cfg.dump(str(out / 'config.py'))
+    env = dict(os.environ, PYTHON=sys.executable, PORT=str(29700 + os.getpid() % 1000),
+               PYTHONPATH=osp.join(REPO, 'tests', 'fixtures'), OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='')
+    proc = subprocess.run(['bash', osp.join(REPO, 'tools', 'dist_train.sh'), str(out / 'config.py'), '2'],
+                          env=env, cwd=str(tmp_path), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    for rank in range(2):
+        records = [json.loads(line) for line in open(out / f'losses_rank{rank}.jsonl')]
+        assert [r['iter'] for r in records] == [0, 1, 2, 3]
+        assert all(r['loss_cls'] == 0 and r['loss_fitnet'] > 0 for r in records[:2])   # stage 1: hints
+        assert all(r['loss_cls'] > 0 and r['loss_kd'] > 0 and r.get('loss_fitnet', 0) == 0 for r in records[2:])
+    assert (out / 'iter_4.pth').is_file()
+
+
 def calls_of(model, names):
     """The modules of ``names`` that start running (forward pre-hooks)."""
     calls = []

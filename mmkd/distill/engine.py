@@ -303,6 +303,14 @@ class DistillationEngine:
         for term in active:
             weight = term.auto.current() if term.auto is not None else 1.0
             losses[f'loss_{term.name}'] = weights[term.name] * weight * raw[term.name]
+        idle = [p for t in self.terms if t.connector is not None and t.name not in raw for p in t.connector.parameters()]
+        if idle:
+            # An idle term's connector (another stage, a finished schedule) is still a registered
+            # parameter: DDP expects a gradient for each one every iteration and stops the run
+            # otherwise. Added at weight 0 to a task loss (whose logged value stays the same), the
+            # connector stays in the graph with a zero gradient, in 1 process as in N.
+            key = next(k for k, v in losses.items() if 'loss' in k and isinstance(v, Tensor))
+            losses[key] = losses[key] + 0.0 * sum(p.sum() for p in idle)
         return losses
 
     def measure_shares(self, progress: Progress, losses: dict, active: List[Term], raw: Dict[str, Tensor],
