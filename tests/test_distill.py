@@ -12,6 +12,7 @@ import types
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.hooks import Hook
 from mmengine.logging import MessageHub, MMLogger
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
@@ -586,6 +587,34 @@ def test_hook_removes_its_taps_after_the_run(tmp_path, teacher_checkpoint):
     distill_hook = next(h for h in runner.hooks if isinstance(h, DistillationHook))
     for model in (runner.model, distill_hook.engine.teacher):
         assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+
+
+def test_hook_needs_no_teacher_to_test_and_detaches_when_training_raises(tmp_path, teacher_checkpoint):
+    """runner.test() builds no teacher (its checkpoint may be elsewhere); a training run that raises
+    leaves no distillation hooks on the student."""
+    missing = dict(type='mmkd.DistillationHook', teacher=dict(model=TEACHER, checkpoint=str(tmp_path / 'gone.pth')),
+                   distill=nst_at_terms(), teacher_check=None)
+    loader = dict(batch_size=4, num_workers=0, dataset=dict(type='ToyClassificationDataset'),
+                  sampler=dict(type='DefaultSampler', shuffle=False))
+    cfg = runner_cfg(tmp_path, STUDENT, hooks=[missing], test_dataloader=loader, test_cfg=dict(type='TestLoop'),
+                     test_evaluator=dict(type='Accuracy', topk=(1,)))
+    metrics = Runner.from_cfg(cfg).test()
+    assert 'accuracy/top1' in metrics
+
+    class Boom(Exception):
+        pass
+
+    class FailingHook(Hook):
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+            raise Boom()
+
+    hook = dict(type='mmkd.DistillationHook', teacher=dict(model=TEACHER, checkpoint=teacher_checkpoint),
+                distill=nst_at_terms(), teacher_check=None)
+    runner = Runner.from_cfg(runner_cfg(tmp_path, STUDENT, max_iters=2, hooks=[hook]))
+    runner.register_hook(FailingHook())
+    with pytest.raises(Boom):
+        runner.train()
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in runner.model.modules())
 
 
 @pytest.mark.parametrize('term, message', [

@@ -6,6 +6,7 @@ from typing import List, Optional
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
+from mmengine.runner import BaseLoop
 
 from mmkd.registry import HOOKS
 from .engine import GRAD_SHARE_INTERVAL, DistillationEngine
@@ -81,6 +82,12 @@ class DistillationHook(Hook):
         self._handles = []
 
     def before_run(self, runner) -> None:
+        # runner.test() / runner.val() call before_run too, having built only their own loop: they
+        # need no teacher (nor its checkpoint). runner.train() has built its loop by now.
+        loop = getattr(runner, '_train_loop', None)
+        if not isinstance(loop, BaseLoop) and any(
+                isinstance(getattr(runner, f'_{name}_loop', None), BaseLoop) for name in ('val', 'test')):
+            return
         student = unwrapped(runner.model)
         self.engine = DistillationEngine.from_config(student, self.teacher_cfg, self.distill, self.two_stage,
                                                      grad_share=self.grad_share)
@@ -88,6 +95,19 @@ class DistillationHook(Hook):
             student.register_forward_pre_hook(self._begin_student_forward, with_kwargs=True),
             student.register_forward_hook(self._add_terms, with_kwargs=True),
         ]
+        if isinstance(loop, BaseLoop):
+            # mmengine calls after_run only when training succeeds: if it raises, the student must not
+            # keep adding the terms to its losses (a notebook or a script that goes on with the model).
+            run = loop.run
+
+            def run_then_detach(*args, **kwargs):
+                try:
+                    return run(*args, **kwargs)
+                except BaseException:
+                    self._detach()
+                    raise
+
+            loop.run = run_then_detach
 
     def before_train(self, runner) -> None:
         run_teacher_check(runner, self.engine, self.teacher_check)
@@ -96,18 +116,22 @@ class DistillationHook(Hook):
         log_gradient_shares(runner, self.engine)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        if len(self.engine.auto_weights):
+        if self.engine is not None and len(self.engine.auto_weights):
             checkpoint['mmkd_auto_weights'] = self.engine.auto_weights.state_dict()
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        if len(self.engine.auto_weights) and 'mmkd_auto_weights' in checkpoint:
+        if self.engine is not None and len(self.engine.auto_weights) and 'mmkd_auto_weights' in checkpoint:
             self.engine.auto_weights.load_state_dict(checkpoint['mmkd_auto_weights'])
 
     def after_run(self, runner) -> None:
+        self._detach()
+
+    def _detach(self) -> None:
         for handle in self._handles:
             handle.remove()
         self._handles = []
-        self.engine.remove()
+        if self.engine is not None:
+            self.engine.remove()
 
     @staticmethod
     def _mode(kwargs: dict) -> str:
