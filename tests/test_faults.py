@@ -58,6 +58,13 @@ def test_nan_loss_stops_and_keeps_the_good_checkpoint(tmp_path):
     assert (tmp_path / 'last_checkpoint').read_text().strip().endswith('iter_2.pth')
 
 
+def test_finite_loss_with_nan_gradients_stops_before_the_update(tmp_path):
+    rc, out = train_toy(tmp_path, 'train_cfg.max_iters=6', 'model.nan_from=3', 'model.nan_grad=True')
+    assert rc != 0
+    assert 'non-finite gradient at iteration 3 (finite loss): linear.weight' in out
+    assert finite_checkpoint(tmp_path / 'iter_2.pth') and not (tmp_path / 'iter_4.pth').exists()
+
+
 def test_skip_mode_skips_then_stops(tmp_path):
     rc, out = train_toy(tmp_path / 'once', 'train_cfg.max_iters=4', 'model.nan_from=3', 'model.nan_until=4',
                         "nonfinite_guard.mode=skip")

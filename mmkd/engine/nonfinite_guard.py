@@ -74,6 +74,22 @@ class NonFiniteGuardHook(Hook):
             return None
 
         optim_wrapper.update_params = guarded_update_params
+        if getattr(optim_wrapper, 'loss_scaler', None) is None:
+            # A finite loss can still have non-finite gradients (a sqrt or a norm at 0). AMP's loss
+            # scaler already skips such steps; a plain fp32/bf16 wrapper would apply them.
+            names = {p: n for n, p in runner.model.named_parameters()}
+            step = optim_wrapper.step
+
+            def guarded_step(**kwargs):
+                bad = self._nonfinite_gradients(optim_wrapper, names)
+                if bad is None:
+                    return step(**kwargs)
+                self._bad_iteration(runner, f'non-finite gradient at iteration {runner.iter + 1} (finite loss): '
+                                            f'{bad}')
+                optim_wrapper.zero_grad()
+                return None
+
+            optim_wrapper.step = guarded_step
 
     @staticmethod
     def _all_finite(loss: torch.Tensor) -> bool:
@@ -82,11 +98,28 @@ class NonFiniteGuardHook(Hook):
             dist.all_reduce(bad)  # every rank takes the same branch
         return not bool(bad)
 
-    def _bad_iteration(self, runner) -> None:
-        terms = _nonfinite_terms(self._losses)
-        where = (', '.join(f'{name}={value}' for name, value in terms.items())
-                 or 'on another rank')
-        what = f'non-finite loss at iteration {runner.iter + 1}: {where}'
+    @staticmethod
+    def _nonfinite_gradients(optim_wrapper, names: dict) -> Optional[str]:
+        """None when every gradient is finite (on every rank), else the parameters that are not."""
+        grads = [p.grad for group in optim_wrapper.param_groups for p in group['params'] if p.grad is not None]
+        if not grads:
+            return None
+        bad = torch.stack([(~torch.isfinite(g)).any() for g in grads]).any().float()
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            dist.all_reduce(bad)
+        if not bool(bad):
+            return None
+        params = [p for group in optim_wrapper.param_groups for p in group['params']
+                  if p.grad is not None and not bool(torch.isfinite(p.grad).all())]
+        return ', '.join(names.get(p, '?') for p in params[:5]) + (' ...' if len(params) > 5 else '') \
+            if params else 'on another rank'
+
+    def _bad_iteration(self, runner, what: Optional[str] = None) -> None:
+        if what is None:
+            terms = _nonfinite_terms(self._losses)
+            where = (', '.join(f'{name}={value}' for name, value in terms.items())
+                     or 'on another rank')
+            what = f'non-finite loss at iteration {runner.iter + 1}: {where}'
         if self.mode == 'skip' and self.skipped < self.max_skips:
             self.skipped += 1
             print_log(f'{what}; skipped without updating the weights ({self.skipped} of at most '
