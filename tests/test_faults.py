@@ -78,6 +78,33 @@ def test_skip_mode_skips_then_stops(tmp_path):
     assert finite_checkpoint(tmp_path / 'always' / 'iter_4.pth')  # the skipped iterations left no mark
 
 
+def test_skip_mode_keeps_the_accumulation_window(tmp_path):
+    """accumulative_counts=2 and a NaN at iteration 3 (the first half of the second window): the
+    optimizer still steps at iterations 2, 4 and 6, the one at 4 with iteration 4's gradient alone,
+    and the weights stay finite."""
+    from mmengine.hooks import Hook
+    cfg = Config.fromfile(TOY)
+    cfg.merge_from_dict({'work_dir': str(tmp_path), 'train_cfg.max_iters': 6, 'model.nan_from': 3,
+                         'model.nan_until': 4, 'optim_wrapper.accumulative_counts': 2,
+                         'optim_wrapper.optimizer': dict(type='SGD', lr=0.1)})
+    changed = []
+
+    class WatchWeights(Hook):
+        def before_train_iter(self, runner, batch_idx, data_batch=None):
+            self.before = runner.model.linear.weight.detach().clone()
+
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+            if not torch.equal(self.before, runner.model.linear.weight):
+                changed.append(runner.iter + 1)
+
+    cfg.custom_hooks = [dict(type='mmkd.NonFiniteGuardHook', mode='skip')]
+    runner = Runner.from_cfg(cfg)
+    runner.register_hook(WatchWeights(), priority='LOWEST')
+    runner.train()
+    assert changed == [2, 4, 6]
+    assert all(bool(torch.isfinite(p).all()) for p in runner.model.parameters())
+
+
 def test_nan_distillation_term_is_named(tmp_path, teacher_checkpoint):
     teacher = torch.load(teacher_checkpoint, weights_only=True)
     teacher['state_dict']['backbone.layer4.1.conv2.weight'].fill_(float('nan'))

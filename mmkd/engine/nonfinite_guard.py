@@ -53,6 +53,7 @@ class NonFiniteGuardHook(Hook):
         self.max_skips = max_skips
         self.skipped = 0
         self._losses: Optional[dict] = None
+        self._window_has_gradients = False
 
     def before_train(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
@@ -68,9 +69,13 @@ class NonFiniteGuardHook(Hook):
 
         def guarded_update_params(loss, *args, **kwargs):
             if self._all_finite(loss):
-                return update_params(loss, *args, **kwargs)
+                result = update_params(loss, *args, **kwargs)
+                # After a step the next accumulation window starts empty.
+                self._window_has_gradients = not optim_wrapper.should_update()
+                return result
             self._bad_iteration(runner)
-            optim_wrapper.zero_grad()
+            self._losses = None   # nothing may keep the skipped graph alive
+            self._skip_micro_batch(optim_wrapper)
             return None
 
         optim_wrapper.update_params = guarded_update_params
@@ -90,6 +95,17 @@ class NonFiniteGuardHook(Hook):
                 return None
 
             optim_wrapper.step = guarded_step
+
+    def _skip_micro_batch(self, optim_wrapper) -> None:
+        """A skipped iteration still counts in the gradient-accumulation window
+        (``accumulative_counts``), as update_params would count it: the window keeps its place, and
+        its last iteration steps with the good micro-batches accumulated so far (none: no step)."""
+        optim_wrapper._inner_count += 1
+        if optim_wrapper.should_update():
+            if self._window_has_gradients:
+                optim_wrapper.step()
+            optim_wrapper.zero_grad()
+            self._window_has_gradients = False
 
     @staticmethod
     def _all_finite(loss: torch.Tensor) -> bool:
