@@ -21,6 +21,7 @@ from mmengine.structures import InstanceData
 import toy_parts
 from config_families import resolve
 from conftest import write_voc_xml, write_vocdevkit
+from mmkd.datasets import DataFileError
 from mmkd.evaluation import read_devkit_results
 from mmkd.registry import DATASETS, METRICS, MODELS
 
@@ -145,6 +146,26 @@ def test_voc_config_trains_two_iterations(config, vocdevkit, backbone_checkpoint
         fresh_stats = {**fresh.backbone.state_dict(), **(fresh.roi_head.shared_head.state_dict()
                                                           if fresh.roi_head.with_shared_head else {})}
         assert not any(torch.equal(v, fresh_stats[k]) for k, v in stats.items())
+
+
+@pytest.mark.parametrize('config', ['faster-rcnn_inception-bn-baseline_fpn_voc07.py', 'faster-rcnn_r50_fpn_voc0712.py',
+                                    'faster-rcnn_inception-bn-kd_c4_voc0712.py'])
+def test_voc_configs_name_a_broken_file(config, tmp_path, backbone_checkpoints):
+    """The project's VOC configs read their data through mmkd's loaders (not mmdet's, which a
+    `mmdet::` base would bring): an empty image and a malformed XML are errors naming the file."""
+    devkit = write_vocdevkit(tmp_path / 'VOCdevkit', np.random.default_rng(4))
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'voc', config))
+    shrink_voc(cfg, devkit, tmp_path / 'work', backbone_checkpoints)
+    voc07 = devkit / 'VOC2007'
+    first = (voc07 / 'ImageSets' / 'Main' / 'trainval.txt').read_text().split()[0]
+    (voc07 / 'JPEGImages' / f'{first}.jpg').write_bytes(b'')
+    dataset = DATASETS.build(cfg.train_dataloader.dataset)
+    with pytest.raises(DataFileError, match=rf'image .*{first}\.jpg: empty file'):
+        for i in range(len(dataset)):
+            dataset[i]
+    (voc07 / 'Annotations' / f'{first}.xml').write_text('<annotation><size>')
+    with pytest.raises(DataFileError, match=rf'annotation .*{first}\.xml'):
+        DATASETS.build(cfg.train_dataloader.dataset)
 
 
 # ------------------------------------------------------------------ evaluation

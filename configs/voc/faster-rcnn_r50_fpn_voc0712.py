@@ -1,8 +1,6 @@
 # Reference: mmdet's Faster R-CNN R-50-FPN on VOC07+12 (mmdet's mAP: metafile.yml), with torchvision's
 # ImageNet weights from a local file (torchvision's names are mmdet ResNet's).
-_base_ = ['mmdet::pascal_voc/faster-rcnn_r50_fpn_1x_voc0712.py']
-custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
-default_scope = 'mmkd'  # types without an inherited _scope_ resolve in mmkd (its loaders name bad files)
+_base_ = ['../_base_/voc/faster-rcnn_r50_fpn_voc0712_mmkd-data.py']   # its data read by mmkd's loaders
 model = dict(backbone=dict(init_cfg=dict(type='Pretrained', checkpoint='data/pretrained/resnet50-0676ba61.pth')))
 val_evaluator = dict(_delete_=True, type='mmkd.VOC07Metric')
 test_evaluator = val_evaluator

@@ -1,9 +1,7 @@
 # Faster R-CNN + FPN on an Inception-BN backbone, on mmdet's VOC recipe: VOC2007+2012 trainval
 # (repeated 3x, 4 epochs = 12), 1000x600, 8 GPUs x 2 images, SGD lr 0.01; tested on VOC2007 test
 # with VOC07's 11-point mAP at IoU 0.5, difficult objects ignored, every class's AP reported.
-_base_ = ['mmdet::pascal_voc/faster-rcnn_r50_fpn_1x_voc0712.py']
-custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
-default_scope = 'mmkd'  # types without an inherited _scope_ resolve in mmkd (its loaders name bad files)
+_base_ = ['./faster-rcnn_r50_fpn_voc0712_mmkd-data.py']   # mmdet's recipe, its data read by mmkd's loaders
 model = dict(
     backbone=dict(
         _delete_=True,
