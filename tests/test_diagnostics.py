@@ -327,6 +327,57 @@ def test_teacher_check_says_when_it_cannot_judge(tmp_path, colour_teachers):
     assert 'teacher check skipped: the config has no validation loop' in log
 
 
+def test_teacher_check_scores_a_coco_metric_on_the_images_it_predicted(tmp_path):
+    """mmdet's CocoMetric scores against every image of its annotation file: a teacher that predicts
+    the ground truth must still score 1.0 on the 4 images the check sees out of 12."""
+    import json as json_
+    import numpy as np
+    from mmengine.model import BaseModel
+    from mmengine.structures import InstanceData
+    from PIL import Image
+
+    from mmkd.distill.teacher_check import check_teacher
+
+    root = tmp_path / 'coco'
+    (root / 'images').mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    images, annotations = [], []
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 255, (64, 80, 3), dtype=np.uint8)).save(root / 'images' / f'{i}.jpg')
+        images.append(dict(id=i, file_name=f'{i}.jpg', height=64, width=80))
+        x, y = float(rng.integers(0, 30)), float(rng.integers(0, 20))
+        # Annotation ids from 1: pycocotools reads id 0 as "no match".
+        annotations.append(dict(id=i + 1, image_id=i, category_id=1 + i % 2, bbox=[x, y, 30.0, 25.0],
+                                area=750.0, iscrowd=0))
+    (root / 'ann.json').write_text(json_.dumps(dict(images=images, annotations=annotations,
+                                                    categories=[dict(id=1, name='a'), dict(id=2, name='b')])))
+
+    class GroundTruthDetector(BaseModel):
+        def forward(self, inputs, data_samples=None, mode='tensor'):
+            raise NotImplementedError
+
+        def val_step(self, data):
+            for sample in data['data_samples']:
+                gt = sample.gt_instances
+                sample.pred_instances = InstanceData(bboxes=gt.bboxes.tensor, labels=gt.labels,
+                                                     scores=torch.ones(len(gt.labels)))
+            return data['data_samples']
+
+    pipeline = [dict(type='mmdet.LoadImageFromFile'), dict(type='mmdet.LoadAnnotations', with_bbox=True),
+                dict(type='mmdet.PackDetInputs')]
+    val = dict(val_dataloader=dict(batch_size=2, num_workers=0, sampler=dict(type='DefaultSampler', shuffle=False),
+                                   dataset=dict(type='mmdet.CocoDataset', data_root=str(root), ann_file='ann.json',
+                                                data_prefix=dict(img='images/'), test_mode=True,
+                                                metainfo=dict(classes=('a', 'b')), pipeline=pipeline)),
+               val_cfg=dict(type='ValLoop'),
+               val_evaluator=dict(type='mmdet.CocoMetric', ann_file=str(root / 'ann.json'), metric='bbox'))
+    runner = Runner.from_cfg(runner_cfg(tmp_path, STUDENT, **val))
+    result = check_teacher(runner, GroundTruthDetector(), runner.model, 'the GT teacher', num_batches=2,
+                           strict=True)
+    assert result['metric'] == 'coco/bbox_mAP' and result['images'] == 4
+    assert result['score'] == pytest.approx(1.0) and not result['near_chance']
+
+
 def test_train_tool_adds_the_diagnostics_hook_to_distiller_runs():
     cfg = Config(dict(model=dict(type='mmkd.Distiller'), custom_hooks=[]))
     add_distill_diagnostics(cfg)

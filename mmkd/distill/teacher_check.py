@@ -17,7 +17,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 import torch
-from mmengine.dist import all_reduce, get_world_size
+from mmengine.dist import all_gather_object, all_reduce, get_world_size
 from mmengine.logging import print_log
 from torch import nn
 
@@ -54,6 +54,18 @@ def random_state_kept():
     np.random.set_state(numpy_state)
 
 
+def restrict_to_scored_images(evaluator, image_ids: list) -> None:
+    """COCO-style metrics (mmdet's CocoMetric and its kin) score against every image of their
+    annotation file, so a perfect teacher judged on a few batches would look near chance: restrict
+    them to the images the check predicted (on every rank)."""
+    if get_world_size() > 1:
+        gathered = all_gather_object(image_ids)
+        image_ids = [i for ids in gathered for i in ids]
+    for metric in evaluator.metrics:
+        if getattr(metric, '_coco_api', None) is not None and hasattr(metric, 'img_ids'):
+            metric.img_ids = sorted({i for i in image_ids if i is not None})
+
+
 def check_teacher(runner, teacher: nn.Module, student: nn.Module, describe: str, num_batches: int = 4,
                   strict: bool = False, margin: float = 0.05) -> Optional[dict]:
     """Score ``teacher`` on the first ``num_batches`` batches of the runner's validation loader with
@@ -71,6 +83,7 @@ def check_teacher(runner, teacher: nn.Module, student: nn.Module, describe: str,
     device = next(student.parameters()).device
     teacher.to(device).eval()
     images, num_classes = 0, len((evaluator.dataset_meta or {}).get('classes') or ()) or None
+    seen_ids = []
     with torch.no_grad(), random_state_kept():
         for index, batch in enumerate(loop.dataloader):
             if index >= num_batches:
@@ -78,6 +91,7 @@ def check_teacher(runner, teacher: nn.Module, student: nn.Module, describe: str,
             outputs = teacher.val_step(batch)
             evaluator.process(data_samples=outputs, data_batch=batch)
             images += len(outputs)
+            seen_ids += [getattr(output, 'metainfo', {}).get('img_id') for output in outputs]
             score = getattr(outputs[0], 'pred_score', None) if outputs else None
             if num_classes is None and isinstance(score, torch.Tensor):
                 num_classes = score.numel()
@@ -85,6 +99,7 @@ def check_teacher(runner, teacher: nn.Module, student: nn.Module, describe: str,
         count = torch.tensor([images], device=device)
         all_reduce(count)
         images = int(count.item())
+    restrict_to_scored_images(evaluator, seen_ids)
     metrics = evaluator.evaluate(images)
     judged = judge(metrics, num_classes)
     if judged is None:
