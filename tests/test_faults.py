@@ -240,10 +240,13 @@ def test_check_data_imagenet_folders_and_list_file(tmp_path):
         (tmp_path / 'train' / cls).mkdir(parents=True)
         write_jpeg(tmp_path / 'train' / cls / 'ok.JPEG', rng)
     truncated_and_empty_jpegs(tmp_path / 'train' / 'b', rng)
+    Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(tmp_path / 'train' / 'a' / 'png.JPEG',
+                                                                          format='PNG')
     (tmp_path / 'train' / 'c').mkdir()
     rc, out = run_tool('tools/check_data.py', 'imagenet', str(tmp_path), '--splits', 'train')
     assert rc == 1
     assert 'truncated.jpg: image file is truncated' in out and 'empty.jpg: empty file' in out
+    assert f'not a JPEG: {tmp_path / "train" / "a" / "png.JPEG"}: PNG data' in out
     assert f'empty class folder: {tmp_path / "train" / "c"}' in out
     (tmp_path / 'train.txt').write_text('a/ok.JPEG 0\nb/gone.JPEG 1\nb/ok.JPEG one\n')
     rc, out = run_tool('tools/check_data.py', 'imagenet', str(tmp_path), '--splits', 'train',

@@ -149,7 +149,15 @@ def check_imagenet(root: str, split: str = 'train', ann_file: str = '', progress
                 faults['empty class folder'].append(osp.join(image_dir, cls))
             paths += [osp.join(image_dir, cls, n) for n in names]
     print(f'{image_dir}: {len(paths)} images')
-    _each(paths, lambda path: _check_image(path, faults), progress)
+
+    def check(path):
+        if _check_image(path, faults) is not None and path.lower().endswith(('.jpeg', '.jpg')):
+            with Image.open(path) as img:
+                if img.format != 'JPEG':   # ImageNet's train set holds a PNG named .JPEG
+                    faults['not a JPEG'].append(f'{path}: {img.format} data (device decoding reads it on the CPU; '
+                                                'convert it to JPEG to silence this)')
+
+    _each(paths, check, progress)
     return faults
 
 

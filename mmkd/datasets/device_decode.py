@@ -19,6 +19,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 import torch
+import mmcv
 import torch.nn.functional as F
 from mmcv.transforms import BaseTransform
 from mmengine.model import ImgDataPreprocessor
@@ -30,20 +31,45 @@ from .loading import CHECK, DataFileError, JPEG_START, is_truncated_jpeg
 from .transforms import RandomResizedCrop
 
 
+#: EXIF tag of the orientation; 1 is upright.
+ORIENTATION = 0x0112
+
+
+def needs_cpu_decoding(image: Image.Image) -> bool:
+    """Files the device decoder would get wrong: not a JPEG (ImageNet's train set holds a PNG named
+    .JPEG), not 3-channel YCbCr/RGB (grayscale and CMYK JPEGs), or with an EXIF orientation (which
+    OpenCV, hence the CPU pipeline, applies and nvJPEG does not)."""
+    return image.format != 'JPEG' or image.mode != 'RGB' or image.getexif().get(ORIENTATION, 1) != 1
+
+
 @TRANSFORMS.register_module()
 class LoadJPEGBytes(BaseTransform):
-    """``img_bytes`` (the file, a uint8 array) and ``ori_shape`` (from the JPEG header, no decoding)."""
+    """``img_bytes`` (the file, a uint8 array) and ``ori_shape`` (from the JPEG header, no decoding).
+
+    A file the device decoder would get wrong (:func:`needs_cpu_decoding`) is decoded here instead,
+    as the CPU pipeline decodes it (OpenCV: 3 channels, EXIF orientation applied): ``img`` holds
+    its RGB pixels and the preprocessor only crops and resizes it."""
 
     def transform(self, results: dict) -> dict:
         filename = results['img_path']
         with open(filename, 'rb') as f:
             data = f.read()
-        if data[:2] != JPEG_START or is_truncated_jpeg(filename):
-            raise DataFileError(f'image {filename}: not a complete JPEG (device decoding reads JPEGs '
-                                f'only); {CHECK}.')
-        with Image.open(filename) as image:
-            width, height = image.size
-        results['img_bytes'] = np.frombuffer(data, dtype=np.uint8)
+        try:
+            with Image.open(filename) as image:
+                cpu = needs_cpu_decoding(image)
+                width, height = image.size
+        except Exception as error:
+            raise DataFileError(f'image {filename}: {error}; {CHECK}.') from error
+        if cpu:
+            img = mmcv.imfrombytes(data, flag='color', channel_order='rgb')
+            if img is None:
+                raise DataFileError(f'image {filename}: cannot be decoded; {CHECK}.')
+            results['img'] = img
+            height, width = img.shape[:2]
+        elif data[:2] != JPEG_START or is_truncated_jpeg(filename):
+            raise DataFileError(f'image {filename}: not a complete JPEG; {CHECK}.')
+        else:
+            results['img_bytes'] = np.frombuffer(data, dtype=np.uint8)
         results['ori_shape'] = results['img_shape'] = (height, width)
         return results
 
@@ -73,7 +99,11 @@ class PackJPEGInputs(BaseTransform):
             gt_label=torch.tensor(results['gt_label']),
             metainfo=dict(img_path=results.get('img_path'), crop_box=results['crop_box'],
                           flip=results['flip'], img_shape=results['img_shape']))
-        return dict(inputs=torch.from_numpy(results['img_bytes'].copy()), data_samples=sample)
+        if 'img_bytes' in results:
+            inputs = torch.from_numpy(results['img_bytes'].copy())
+        else:  # decoded by the worker: (3, H, W) RGB, as the device decoder returns it
+            inputs = torch.from_numpy(np.ascontiguousarray(results['img'].transpose(2, 0, 1)))
+        return dict(inputs=inputs, data_samples=sample)
 
 
 @MODELS.register_module()
@@ -84,18 +114,25 @@ class DeviceJPEGDataPreprocessor(ImgDataPreprocessor):
     OpenCV's BGR order first). Batches of decoded images (already tensors) pass through unchanged."""
 
     def forward(self, data: dict, training: bool = False) -> dict:
-        inputs = data['inputs']
-        if isinstance(inputs, (list, tuple)) and inputs and inputs[0].dim() == 1:
-            data = dict(data, inputs=self.decode(inputs, data['data_samples']))
+        inputs, samples = data['inputs'], data.get('data_samples') or []
+        encoded = isinstance(inputs, (list, tuple)) and any(i.dim() == 1 for i in inputs)
+        if encoded or (samples and 'crop_box' in samples[0].metainfo):   # the training pipeline's batch
+            data = dict(data, inputs=self.decode(inputs, samples))
         return super().forward(data, training)
 
     def decode(self, inputs: Sequence[torch.Tensor], samples: List[BaseDataElement]) -> List[torch.Tensor]:
-        from torchvision.io import decode_jpeg
+        """JPEG bytes decoded on the device (3 channels, RGB); pixels the workers decoded (odd
+        files) moved there; then each sample's crop, resize and flip."""
+        from torchvision.io import ImageReadMode, decode_jpeg
         device = self.device if self.device.type == 'cuda' else 'cpu'
-        images = decode_jpeg(list(inputs), device=device)
+        encoded = [i for i, x in enumerate(inputs) if x.dim() == 1]
+        images = list(inputs)
+        for i, image in zip(encoded, decode_jpeg([inputs[i] for i in encoded], mode=ImageReadMode.RGB,
+                                                 device=device) if encoded else []):
+            images[i] = image
         out = []
         for image, sample in zip(images, samples):
-            out.append(crop_resize_flip(image, sample.metainfo.get('crop_box'), sample.img_shape,
+            out.append(crop_resize_flip(image.to(device), sample.metainfo.get('crop_box'), sample.img_shape,
                                         sample.metainfo.get('flip', False)).flip(0))  # RGB -> BGR
         return out
 
