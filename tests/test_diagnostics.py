@@ -97,10 +97,13 @@ def test_gradient_share_is_the_ratio_of_gradient_norms(tmp_path):
     losses = distiller(**data, mode='loss')
     shares = distiller.engine.latest_shares
     assert shares['iter'] == 2 and set(shares['shares']) == {'nst', 'kd'}
-    task = grad_norm(losses['loss_cls'], params)
     for name in ('nst', 'kd'):
-        # The share of each term as it trains: its weighted loss (warm-up 3/4 for NST at iter 2).
-        expected = grad_norm(losses[f'loss_{name}'], params) / task
+        # The share of each term as it trains (its weighted loss: warm-up 3/4 for NST at iter 2), on
+        # the parameters it reaches: NST on layer3 does not reach layer4 and the head.
+        reached = [p for p, g in zip(params, torch.autograd.grad(losses[f'loss_{name}'], params, retain_graph=True,
+                                                                allow_unused=True)) if g is not None]
+        assert (len(reached) < len(params)) == (name == 'nst')
+        expected = grad_norm(losses[f'loss_{name}'], reached) / grad_norm(losses['loss_cls'], reached)
         assert shares['shares'][name] == pytest.approx(expected, rel=1e-5)
     assert shares['weights'] == {'nst': 0.75, 'kd': 1.0}
     # Measuring neither accumulates gradients nor frees the step's graph.

@@ -1,5 +1,6 @@
 """The distillation engine through both front doors: hook and Distiller wrapper."""
 import copy
+import glob
 import itertools
 import json
 import logging
@@ -440,8 +441,10 @@ def test_hook_on_unmodified_faster_rcnn_config(tmp_path, coco_tiny):
 
 @pytest.mark.slow
 def test_torchrun_two_processes_match_one(tmp_path, teacher_checkpoint):
+    """2 processes with half the batch each train as 1 with the whole batch: the same losses, and the
+    same gradient shares (measured on the gradients averaged over the ranks, as DDP applies them)."""
     hook = dict(type='mmkd.DistillationHook', teacher=dict(model=TEACHER, checkpoint=teacher_checkpoint),
-                distill=nst_at_terms())
+                distill=nst_at_terms(), grad_share=dict(interval=1))
 
     def run(nproc, batch_size, name):
         out = tmp_path / name
@@ -462,15 +465,21 @@ def test_torchrun_two_processes_match_one(tmp_path, teacher_checkpoint):
         proc = subprocess.run(command, env=env, cwd=str(tmp_path), capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr[-4000:]
         ranks = [[json.loads(line) for line in open(out / f'losses_rank{r}.jsonl')] for r in range(nproc)]
-        return ranks
+        scalars, = glob.glob(str(out / '*' / 'vis_data' / 'scalars.json'))   # rank 0 writes them
+        shares = [json.loads(line) for line in open(scalars) if 'grad_share_nst' in line]
+        return ranks, shares
 
-    single, = run(1, 4, 'single')
-    rank0, rank1 = run(2, 2, 'ddp')
+    (single, ), single_shares = run(1, 4, 'single')
+    (rank0, rank1), ddp_shares = run(2, 2, 'ddp')
     assert len(single) == len(rank0) == len(rank1) == 3
     for one, a, b in zip(single, rank0, rank1):
         for key in ('loss_cls', 'loss_nst', 'loss_at', 'loss_fsp_12', 'loss_kd'):
             # Each rank logs the mean over its half of the global batch.
             assert abs(one[key] - (a[key] + b[key]) / 2) <= 1e-4 * abs(one[key]) + 1e-7, (key, one, a, b)
+    assert [r['step'] for r in single_shares] == [r['step'] for r in ddp_shares] == [1, 2, 3]
+    for one, two in zip(single_shares, ddp_shares):
+        for key in ('grad_share_nst', 'grad_share_at', 'grad_share_fsp_12', 'grad_share_kd'):
+            assert two[key] == pytest.approx(one[key], rel=1e-4), (key, one, two)
 
 
 @pytest.mark.slow

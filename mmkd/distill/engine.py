@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from mmkd.checkpoint_safety import allow_mmengine_checkpoints
 from mmkd.registry import MODELS
-from .gradient_share import CALIBRATION_ITERS, AutoWeight, gradient_norm, mean_over_ranks, task_loss
+from .gradient_share import CALIBRATION_ITERS, AutoWeight, gradients, share, task_loss
 from .schedules import Progress, TermSchedule, TwoStage
 from .taps import FeatureRecorder, Tap, TapsComplete, TapSpec
 from .teacher import build_teacher, check_preprocessing
@@ -323,12 +323,11 @@ class DistillationEngine:
             return
         params = [p for p in self.student.parameters() if p.requires_grad]
         exclude = [f'loss_{t.name}' for t in self.terms]
-        task_norm = gradient_norm(task_loss(losses, exclude), params)
+        task_grads = gradients(task_loss(losses, exclude), params)
         shares, weights = {}, {}
         for term in active if due else [t for t in active if t.name in calibrating]:
-            ratio = gradient_norm(raw[term.name], params) / task_norm if task_norm > 0 else math.nan
+            ratio = share(gradients(raw[term.name], params), task_grads)
             if term.name in calibrating:
-                ratio = mean_over_ranks(ratio)
                 term.auto.add(None if math.isnan(ratio) else ratio)
             weights[term.name] = factors[term.name] * (term.auto.current() if term.auto is not None else 1.0)
             shares[term.name] = ratio * weights[term.name]

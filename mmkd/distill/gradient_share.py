@@ -1,10 +1,15 @@
 """How strongly each distillation term pulls on the student, next to the task loss.
 
-The gradient share of a term is ``||d L_term / d theta|| / ||d L_task / d theta||`` over the
-student's trainable parameters theta: around 1 the term pulls as hard as the task; far above it
-drowns the task; far below it barely acts. It costs one extra backward pass per term and one for
-the task (autograd.grad on the retained graph), so the engine measures it every ``interval``
-iterations only (and on each iteration of a weight calibration).
+The gradient share of a term is ``||d L_term / d theta_T|| / ||d L_task / d theta_T||`` over the
+trainable student parameters theta_T that the term reaches (a backbone term does not reach a
+detector's RoI head, whose task gradient would otherwise dominate the denominator and make shares
+of different taps incomparable): around 1 the term pulls as hard as the task on the parameters it
+acts on; far above it drowns the task; far below it barely acts. In multi-process runs both
+gradients are averaged over the ranks first, as DDP averages the gradients the optimizer applies.
+The task gradient of a mean loss carries batch noise that shrinks with the (global) batch size, so
+shares compare at equal batch sizes. It costs one extra backward pass per term and one for the
+task (autograd.grad on the retained graph), so the engine measures it every ``interval`` iterations
+only (and on each iteration of a weight calibration).
 """
 import math
 from typing import Dict, List, Optional, Sequence, Union
@@ -18,13 +23,39 @@ from torch import Tensor, nn
 CALIBRATION_ITERS = 10
 
 
-def gradient_norm(loss: Tensor, params: Sequence[Tensor]) -> float:
-    """||d loss / d params||_2, leaving the graph for the step's own backward."""
+def gradients(loss: Tensor, params: Sequence[Tensor]) -> List[Optional[Tensor]]:
+    """d loss / d params (None where the loss does not reach a parameter), averaged over the ranks
+    as DDP averages them; the graph stays for the step's own backward."""
     if not loss.requires_grad:
+        grads = [None] * len(params)
+    else:
+        grads = list(torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True))
+    if get_world_size() == 1:
+        return [g.detach() if g is not None else None for g in grads]
+    device = params[0].device
+    reached = torch.tensor([g is not None for g in grads], dtype=torch.float32, device=device)
+    all_reduce(reached, op='max')   # the same graph on every rank; a rank with no data still agrees
+    kept = [i for i, r in enumerate(reached.tolist()) if r]
+    if not kept:
+        return [None] * len(params)
+    flat = torch.cat([(grads[i] if grads[i] is not None else torch.zeros_like(params[i])).detach().float().flatten()
+                      for i in kept])
+    all_reduce(flat, op='mean')
+    out: List[Optional[Tensor]] = [None] * len(params)
+    for i, chunk in zip(kept, flat.split([params[i].numel() for i in kept])):
+        out[i] = chunk
+    return out
+
+
+def share(term_grads: Sequence[Optional[Tensor]], task_grads: Sequence[Optional[Tensor]]) -> float:
+    """||term gradient|| / ||task gradient|| over the parameters the term reaches; NaN where the
+    task has no gradient there (a hint stage)."""
+    reached = [i for i, g in enumerate(term_grads) if g is not None]
+    if not reached:
         return 0.0
-    grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
-    squares = [g.detach().float().pow(2).sum() for g in grads if g is not None]
-    return math.sqrt(float(torch.stack(squares).sum())) if squares else 0.0
+    term = sum(float(term_grads[i].float().pow(2).sum()) for i in reached)
+    task = sum(float(task_grads[i].float().pow(2).sum()) for i in reached if task_grads[i] is not None)
+    return math.sqrt(term) / math.sqrt(task) if task > 0 else math.nan
 
 
 def task_loss(losses: Dict[str, Union[Tensor, List[Tensor]]], exclude: Sequence[str]) -> Tensor:
@@ -34,16 +65,6 @@ def task_loss(losses: Dict[str, Union[Tensor, List[Tensor]]], exclude: Sequence[
         if 'loss' in key and key not in exclude:
             total = total + (sum(v.sum() for v in value) if isinstance(value, (list, tuple)) else value.sum())
     return total if isinstance(total, Tensor) else torch.zeros(())
-
-
-def mean_over_ranks(value: float) -> float:
-    """The mean of a per-rank measurement, so that every rank sets the same weight."""
-    if get_world_size() == 1:
-        return value
-    tensor = torch.tensor([value], dtype=torch.float64,
-                          device='cuda' if torch.cuda.is_available() else 'cpu')
-    all_reduce(tensor, op='mean')
-    return float(tensor.item())
 
 
 class AutoWeight(nn.Module):

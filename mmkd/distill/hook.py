@@ -33,8 +33,8 @@ def log_gradient_shares(runner, engine: DistillationEngine) -> None:
     shares = latest['shares']
     parts = ', '.join(f'{name} {share:.3g}' if not math.isnan(share) else f'{name} n/a (no task gradient)'
                       for name, share in shares.items())
-    print_log(f'Iter(train) [{runner.iter + 1}] gradient share ||grad term|| / ||grad task|| on the '
-              f'student: {parts}', logger='current')
+    print_log(f'Iter(train) [{runner.iter + 1}] gradient share ||grad term|| / ||grad task|| on the student '
+              f'parameters each term reaches: {parts}', logger='current')
     scalars = {f'grad_share_{name}': share for name, share in shares.items() if not math.isnan(share)}
     if scalars:
         runner.visualizer.add_scalars(scalars, step=runner.iter + 1)
