@@ -114,6 +114,33 @@ def test_gradient_share_is_the_ratio_of_gradient_norms(tmp_path):
     assert distiller.engine.latest_shares['iter'] == 2
 
 
+def test_gradient_shares_are_measured_on_the_optimizer_s_scaled_losses(tmp_path, monkeypatch):
+    """fp16 AMP scales the loss before backward so that small gradients do not underflow: the shares
+    are measured on the losses scaled the same way (the front doors' hooks read the scale from the
+    optimizer's GradScaler), and the ratio does not change with the scale."""
+    import types
+    from mmkd.distill import engine as engine_module
+    from mmkd.distill.hook import DistillDiagnosticsHook
+    torch.manual_seed(0)
+    teacher = save(MODELS.build(TEACHER), tmp_path / 'teacher.pth')
+    distiller = MODELS.build(dict(type='mmkd.Distiller', student=STUDENT, teacher=dict(model=TEACHER, checkpoint=teacher),
+                                  distill=nst_kd_terms(), grad_share=dict(interval=1), teacher_check=None))
+    distiller.train()
+    data = distiller.data_preprocessor(colour_batch(), True)
+    MessageHub.get_current_instance().update_info('iter', 0)
+    distiller(**data, mode='loss')
+    unscaled = dict(distiller.engine.latest_shares['shares'])
+    runner = types.SimpleNamespace(model=distiller, optim_wrapper=types.SimpleNamespace(
+        loss_scaler=types.SimpleNamespace(get_scale=lambda: 1024.0)))
+    DistillDiagnosticsHook().before_train(runner)
+    seen = []
+    measure = engine_module.gradients
+    monkeypatch.setattr(engine_module, 'gradients', lambda loss, params: seen.append(float(loss)) or measure(loss, params))
+    losses = distiller(**data, mode='loss')
+    assert seen[0] == pytest.approx(1024.0 * float(losses['loss_cls']), rel=1e-6)
+    assert distiller.engine.latest_shares['shares'] == pytest.approx(unscaled, rel=1e-5)
+
+
 def test_gradient_share_logged_by_the_hook_and_written_as_scalars(tmp_path):
     torch.manual_seed(0)
     teacher = save(MODELS.build(TEACHER), tmp_path / 'teacher.pth')
@@ -145,6 +172,23 @@ def test_auto_weight_arithmetic():
     assert auto.current() == pytest.approx(2.5)
     with pytest.raises(RuntimeError, match="'nst'.*no gradient"):
         AutoWeight('nst', share=0.5).add(0.0)
+
+
+def test_auto_weight_reads_no_tensor_value_per_iteration(monkeypatch):
+    """The weight is read every iteration: from Python mirrors, never from the (device) buffers,
+    which would wait for the GPU each step."""
+    auto = AutoWeight('nst', share=0.5, iters=2)
+    auto.add(0.25)
+    reads = []
+    for name in ('item', '__float__', '__int__', '__bool__'):
+        original = getattr(torch.Tensor, name)
+        monkeypatch.setattr(torch.Tensor, name, lambda self, _o=original: reads.append(1) or _o(self))
+    for _ in range(3):
+        auto.current()
+        assert not auto.frozen
+    auto.add(0.25)
+    reads.clear()
+    assert auto.current() == pytest.approx(2.0) and auto.frozen and not reads
 
 
 def auto_terms(share=0.25, iters=3):

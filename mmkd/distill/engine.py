@@ -11,7 +11,7 @@ import contextlib
 import inspect
 import math
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -209,6 +209,10 @@ class DistillationEngine:
         self.student = student
         self.teacher = teacher
         self.grad_share_interval = grad_share_interval
+        #: The loss scale the optimizer applies this step (fp16 AMP's GradScaler; the front doors'
+        #: hooks set it): shares are measured on scaled losses, as the step's own backward runs, so
+        #: small fp16 gradients do not underflow to 0; the ratio itself is scale-free.
+        self.loss_scale: Callable[[], float] = lambda: 1.0
         #: dict(iter=i, shares={term: ||grad(weighted term)|| / ||grad(task)||}, weights={term: w})
         self.latest_shares: Optional[dict] = None
         self.teacher_precision = teacher_precision
@@ -323,10 +327,11 @@ class DistillationEngine:
             return
         params = [p for p in self.student.parameters() if p.requires_grad]
         exclude = [f'loss_{t.name}' for t in self.terms]
-        task_grads = gradients(task_loss(losses, exclude), params)
+        scale = self.loss_scale()
+        task_grads = gradients(task_loss(losses, exclude) * scale, params)
         shares, weights = {}, {}
         for term in active if due else [t for t in active if t.name in calibrating]:
-            ratio = share(gradients(raw[term.name], params), task_grads)
+            ratio = share(gradients(raw[term.name] * scale, params), task_grads)
             if term.name in calibrating:
                 term.auto.add(None if math.isnan(ratio) else ratio)
             weights[term.name] = factors[term.name] * (term.auto.current() if term.auto is not None else 1.0)

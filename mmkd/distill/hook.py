@@ -25,6 +25,13 @@ def run_teacher_check(runner, engine: DistillationEngine, options: Optional[dict
         check_teacher(runner, engine.teacher, engine.student, engine.teacher_source, **{**TEACHER_CHECK, **options})
 
 
+def use_loss_scale(runner, engine: DistillationEngine) -> None:
+    """Gradient shares measured on the losses as the optimizer scales them (fp16 AMP)."""
+    scaler = getattr(getattr(runner, 'optim_wrapper', None), 'loss_scaler', None)
+    if scaler is not None:
+        engine.loss_scale = scaler.get_scale
+
+
 def log_gradient_shares(runner, engine: DistillationEngine) -> None:
     """The shares measured in this iteration, if any: a log line and ``grad_share_<term>`` scalars."""
     latest = engine.latest_shares
@@ -110,6 +117,7 @@ class DistillationHook(Hook):
             loop.run = run_then_detach
 
     def before_train(self, runner) -> None:
+        use_loss_scale(runner, self.engine)
         run_teacher_check(runner, self.engine, self.teacher_check)
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
@@ -166,6 +174,7 @@ class DistillDiagnosticsHook(Hook):
 
     def before_train(self, runner) -> None:
         model = self._distiller(runner)
+        use_loss_scale(runner, model.engine)
         run_teacher_check(runner, model.engine, model.teacher_check)
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
