@@ -13,7 +13,6 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
 import toy_parts
-from config_families import resolve
 from mmkd.checkpoints import convert_torchvision_resnet as convert
 from mmkd.checkpoints import extract_student
 from mmkd.distill import build_teacher
@@ -295,15 +294,10 @@ def test_config_trains_two_iterations(config, imagenet_tiny, cifar_tiny, teacher
     distiller = cfg.model.type == 'Distiller'
     if distiller:
         cfg.model.teacher.checkpoint = teacher_for(config, teacher_checkpoints)
-    plan, representative = config_families.plan(osp.basename(config), cfg)
-    if plan == 'same':
+    outcome = config_families.train_or_resolve(osp.basename(config), cfg)
+    if outcome is None:
         return  # resolves to the very config that trained
-    if plan == 'train':
-        runner, records = toy_parts.train_recording(cfg)
-        assert len(records) == 2
-    else:
-        runner, losses = resolve(cfg)
-        records = [losses]
+    plan, representative, runner, records = outcome
     expected = {'loss_cls'} | {f'loss_{term.get("name") or term["loss"]["type"][:-4].lower()}'
                                for term in (cfg.model.distill if distiller else [])}
     two_stage = cfg.model.get('two_stage') if distiller else None
