@@ -10,7 +10,10 @@ it up, or switches it off, with a top-level ``nonfinite_guard``::
 The total loss is checked before ``backward`` (``optim_wrapper.update_params``), so a bad iteration
 never changes the weights; the error names the iteration and each non-finite term
 (``loss_nst=nan``). In distributed runs the ranks agree on the verdict, so they stop together
-instead of one rank hanging in an all-reduce. Checkpoints are checked before they are written: one
+instead of one rank hanging in an all-reduce. Under a plain (non-AMP) optimizer wrapper the
+gradients are checked before each step too: a finite loss can have non-finite gradients (a norm or
+a square root at 0); AMP's loss scaler already skips those steps. With gradient accumulation a
+skipped iteration keeps its place in the window. Checkpoints are checked before they are written: one
 with a non-finite weight is refused, so the last good checkpoint is never overwritten by it.
 """
 import math
@@ -21,6 +24,7 @@ import torch.distributed as dist
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
+from mmengine.optim import OptimWrapper
 
 from mmkd.registry import HOOKS
 
@@ -79,7 +83,7 @@ class NonFiniteGuardHook(Hook):
             return None
 
         optim_wrapper.update_params = guarded_update_params
-        if getattr(optim_wrapper, 'loss_scaler', None) is None:
+        if isinstance(optim_wrapper, OptimWrapper) and getattr(optim_wrapper, 'loss_scaler', None) is None:
             # A finite loss can still have non-finite gradients (a sqrt or a norm at 0). AMP's loss
             # scaler already skips such steps; a plain fp32/bf16 wrapper would apply them.
             names = {p: n for n, p in runner.model.named_parameters()}
