@@ -8,8 +8,8 @@
    FitNet, NST-poly and KD+NST, each trained with tools/train.py and scored with tools/test.py;
 3. a Faster R-CNN on each student backbone, scored with VOC07 11-point mAP;
 4. work_dirs/demo/results.md (the paper-style table and each term's last gradient share), map.png,
-   loss_curves.png, grad_shares.png (each term's ||grad term|| / ||grad task|| on the student over
-   training, measured at every log interval) and attention.png.
+   loss_curves.png, grad_shares.png (each term's ||grad term|| / ||grad task|| on the student
+   parameters it reaches, over training, measured at every log interval) and attention.png.
 
 Every run goes through the configs in configs/demo/; a finished run (its result.json) is reused
 unless --redo. Whatever numbers come out are the numbers reported.
@@ -321,7 +321,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     table = results_table(teacher, students, detectors, minutes)
     with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
         f.write('# mmkd digits demo\n\n' + table + '\n## Gradient shares\n\n||grad term|| / ||grad task|| on the '
-                'student\'s parameters at the last measurement (grad_shares.png: over training).\n\n' +
+                'student parameters each term reaches, at the last measurement (grad_shares.png: over '
+                'training).\n\n' +
                 grad_share_table(args.work_dir, methods))
     bar_chart([dict(method=LABELS[m], mAP=100 * detectors[m]['mAP']) for m in methods],
               osp.join(args.work_dir, 'map.png'))
