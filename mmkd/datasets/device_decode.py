@@ -17,9 +17,9 @@ libjpeg's by the IDCT's rounding (a few grey levels).
 import random
 from typing import List, Optional, Sequence
 
+import mmcv
 import numpy as np
 import torch
-import mmcv
 import torch.nn.functional as F
 from mmcv.transforms import BaseTransform
 from mmengine.model import ImgDataPreprocessor

@@ -45,6 +45,14 @@ def _nonfinite_terms(losses: Optional[dict]) -> Dict[str, float]:
     return bad
 
 
+def _bad_on_any_rank(bad: torch.Tensor) -> bool:
+    """A rank's verdict, made common: every rank takes the same branch (no rank hangs in a collective)."""
+    bad = bad.float()
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(bad)
+    return bool(bad)
+
+
 @HOOKS.register_module()
 class NonFiniteGuardHook(Hook):
 
@@ -113,10 +121,7 @@ class NonFiniteGuardHook(Hook):
 
     @staticmethod
     def _all_finite(loss: torch.Tensor) -> bool:
-        bad = (~torch.isfinite(loss.detach())).any().float()
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            dist.all_reduce(bad)  # every rank takes the same branch
-        return not bool(bad)
+        return not _bad_on_any_rank((~torch.isfinite(loss.detach())).any())
 
     @staticmethod
     def _nonfinite_gradients(optim_wrapper, names: dict) -> Optional[str]:
@@ -124,10 +129,7 @@ class NonFiniteGuardHook(Hook):
         grads = [p.grad for group in optim_wrapper.param_groups for p in group['params'] if p.grad is not None]
         if not grads:
             return None
-        bad = torch.stack([(~torch.isfinite(g)).any() for g in grads]).any().float()
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            dist.all_reduce(bad)
-        if not bool(bad):
+        if not _bad_on_any_rank(torch.stack([(~torch.isfinite(g)).any() for g in grads]).any()):
             return None
         params = [p for group in optim_wrapper.param_groups for p in group['params']
                   if p.grad is not None and not bool(torch.isfinite(p.grad).all())]
