@@ -9,7 +9,7 @@ SETUP_STAMP := $(VENV)/.mmkd-setup-$(MMCV_OPS)
 
 setup: $(SETUP_STAMP)
 
-$(SETUP_STAMP): pyproject.toml requirements/constraints.txt tools/setup_env.sh tools/build_mmcv.sh
+$(SETUP_STAMP): pyproject.toml setup.py requirements/constraints.txt tools/setup_env.sh tools/build_mmcv.sh
 	bash tools/setup_env.sh
 	touch $@
 

@@ -1,4 +1,7 @@
 """mmkd: knowledge transfer (KD, FitNet, AT, FSP, NST, AB) into object detection on OpenMMLab."""
+# The start-up hook (mmkd_startup) may have loaded these two before this package: binding them here
+# makes them attributes of mmkd as an ordinary import would.
+from . import checkpoint_safety, ops
 from .checkpoint_safety import allow_mmengine_checkpoints
 from .ops import install_mmcv_ext
 from .version import __version__

@@ -291,8 +291,11 @@ def test_backend_switch_in_a_fresh_interpreter():
         assert rc != 0 and 'MMKD_MMCV_OPS=compiled' in out and 'make setup MMCV_OPS=compiled' in out
     rc, out = run_python('import mmkd', MMKD_MMCV_OPS='cuda')
     assert rc != 0 and "MMKD_MMCV_OPS='cuda'" in out
-    rc, out = run_python('import mmdet.models, mmkd', MMKD_MMCV_OPS='torchvision')
-    assert rc != 0 and 'Import mmkd first' in out or 'mmcv._ext' in out
+    # mmdet before mmkd: the start-up hook provides the ops; without it, mmcv.ops fails or mmkd says why.
+    rc, out = run_python(code.replace('import mmkd, mmcv.ops', 'import mmdet.models, mmkd'), MMKD_MMCV_OPS='torchvision')
+    assert rc == 0 and out.split()[-1] == 'torchvision', out
+    rc, out = run_python('import mmdet.models, mmkd', MMKD_MMCV_OPS='torchvision', MMKD_STARTUP_HOOK='0')
+    assert rc != 0 and ('MMKD_STARTUP_HOOK=0' in out or "No module named 'mmcv._ext'" in out), out
 
 
 # A float32 Faster R-CNN step is exact up to the order of its sums, which the CPU's kernel path

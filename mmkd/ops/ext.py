@@ -7,6 +7,7 @@ this module provides those with mmcv's exact semantics and answers every other n
 that raises :class:`CompiledOpsRequired` naming the op. Python-side mmcv (``mmcv.ops.nms``'s score
 threshold, ``max_num``, ``batched_nms``; the autograd Functions) stays mmcv's own.
 """
+import importlib.abc
 import importlib.machinery
 import importlib.util
 import os
@@ -60,35 +61,64 @@ def _has_compiled_ops() -> bool:
     if importlib.util.find_spec('mmcv') is None:
         raise ImportError('mmkd needs mmcv 2.1: `pip install mmcv-lite==2.1.0` (mmkd provides its '
                           'ops) or `make setup MMCV_OPS=compiled` (mmcv with compiled ops).')
-    return importlib.util.find_spec('mmcv._ext') is not None
+    import mmcv
+    # The path finder, not importlib.util.find_spec: the start-up hook (mmkd_startup) answers for
+    # mmcv._ext on sys.meta_path, and this asks whether mmcv's own files have it.
+    return importlib.machinery.PathFinder.find_spec('mmcv._ext', mmcv.__path__) is not None
+
+
+def _use_torchvision_ops() -> bool:
+    """Whether mmcv._ext should be :class:`TorchvisionExt`, by ``MMKD_MMCV_OPS`` and what mmcv has."""
+    choice = os.environ.get(OPS_ENV, 'auto')
+    if choice not in CHOICES:
+        raise ValueError(f'{OPS_ENV}={choice!r}: use one of {", ".join(CHOICES)}.')
+    compiled = _has_compiled_ops()
+    if choice == 'compiled' and not compiled:
+        raise ImportError(f"{OPS_ENV}=compiled, but mmcv has no compiled ops (mmcv._ext): this is "
+                          'mmcv-lite or a build without ops. Run `make setup MMCV_OPS=compiled`.')
+    return not compiled or choice == 'torchvision'
 
 
 def install_mmcv_ext() -> str:
     """Make ``mmcv._ext`` importable; returns the backend in use, 'compiled' or 'torchvision'.
 
-    Must run before ``mmcv.ops`` is first imported (``import mmkd`` does it first thing). Compiled
+    Must run before ``mmcv.ops`` is first imported (``import mmkd`` does it first thing; the
+    start-up hook, where installed, already did it on the first import of ``mmcv._ext``). Compiled
     ops, where installed, are kept unless ``MMKD_MMCV_OPS=torchvision`` asks otherwise.
     """
-    choice = os.environ.get(OPS_ENV, 'auto')
-    if choice not in CHOICES:
-        raise ValueError(f'{OPS_ENV}={choice!r}: use one of {", ".join(CHOICES)}.')
     loaded = sys.modules.get('mmcv._ext')
     if isinstance(loaded, TorchvisionExt):
         return 'torchvision'
-    compiled = _has_compiled_ops()
-    if choice == 'compiled' and not compiled:
-        raise ImportError(f"{OPS_ENV}=compiled, but mmcv has no compiled ops (mmcv._ext): this is "
-                          'mmcv-lite or a build without ops. Run `make setup MMCV_OPS=compiled`.')
-    if compiled and choice != 'torchvision':
+    if not _use_torchvision_ops():
         return 'compiled'
     if 'mmcv.ops' in sys.modules or loaded is not None:
-        raise ImportError(f'{OPS_ENV}={choice}: mmcv.ops was imported before mmkd, with '
-                          f'{"compiled ops" if compiled else "no mmcv._ext"}. Import mmkd first.')
+        raise ImportError(f'{OPS_ENV}={os.environ.get(OPS_ENV, "auto")}: mmcv.ops was imported before '
+                          f'mmkd, with {"compiled ops" if loaded is not None else "no mmcv._ext"}, and '
+                          'the start-up hook is off (MMKD_STARTUP_HOOK=0) or not installed (mmkd-startup.pth, '
+                          'README "Set-up"). Import mmkd first, or reinstall mmkd.')
     import mmcv
     ext = TorchvisionExt()
     sys.modules['mmcv._ext'] = ext
     mmcv._ext = ext
     return 'torchvision'
+
+
+class TorchvisionExtLoader(importlib.abc.Loader):
+    """Loads ``mmcv._ext`` as a :class:`TorchvisionExt` (for the start-up hook's finder)."""
+
+    def create_module(self, spec):
+        return TorchvisionExt()
+
+    def exec_module(self, module):
+        pass
+
+
+def ext_spec(path=None):
+    """The start-up hook's answer for ``mmcv._ext``: a spec of :class:`TorchvisionExt` where mmkd
+    provides the ops, None where mmcv's compiled ops are to be imported as usual."""
+    if not _use_torchvision_ops():
+        return None
+    return importlib.machinery.ModuleSpec('mmcv._ext', TorchvisionExtLoader())
 
 
 def mmcv_ops_backend() -> str:
