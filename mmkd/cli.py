@@ -1,16 +1,19 @@
 """What tools/train.py and tools/test.py share: config arguments, loading, and building the runner."""
 import argparse
 import ast
+import contextlib
 import gc
+import logging
 import os
 import os.path as osp
-from typing import Optional
+import re
+from typing import Iterator, Optional
 
 import torch.distributed as dist
 
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
-from mmengine.runner import Runner
+from mmengine.runner import Runner, find_latest_checkpoint
 
 from .checkpoint_safety import allow_mmengine_checkpoints
 from .cpu_distributed import prepare_cpu_distributed
@@ -112,6 +115,34 @@ def build_runner(cfg: Config) -> Runner:
     backend = mmcv_ops_backend()
     print_log(f'mmcv ops: {backend} ({OPS_BACKENDS.get(backend, backend)})', logger='current')
     return runner
+
+
+# What torch's backends say when the other end of a collective is gone (a node lost, a process killed
+# by the OOM killer) or never answers: gloo's transport, NCCL's watchdog, c10d's store.
+PEER_LOST = re.compile(r'closed by peer|reset by peer|Broken pipe|[Tt]imed out|[Tt]imeout|'
+                       r'NCCL communicator was aborted|DistNetworkError|DistStoreError')
+
+
+@contextlib.contextmanager
+def peer_loss_explained(runner: Runner) -> Iterator[None]:
+    """Training in several processes: when a collective fails because another process of the run
+    stopped, torch raises deep in DDP or a loss's all-reduce; log, before that traceback, what it
+    means and how to continue (relaunch every node with --resume from the last checkpoint)."""
+    try:
+        yield
+    except Exception as error:
+        if not (dist.is_available() and dist.is_initialized()) or not PEER_LOST.search(str(error)):
+            raise
+        latest = find_latest_checkpoint(runner.work_dir)
+        cause = str(error).strip().splitlines()[0][:300]
+        print_log(f'rank {dist.get_rank()} of {dist.get_world_size()}: another process of this run stopped or '
+                  f'stopped answering, so a collective failed ({type(error).__name__}: {cause}). Check the '
+                  "other nodes' logs for the first failure. "
+                  + (f'The last checkpoint is {latest}: relaunch every node with the same command and '
+                     '--resume to continue from it.' if latest else
+                     'No checkpoint was saved yet: relaunch every node with the same command.'),
+                  logger='current', level=logging.ERROR)
+        raise
 
 
 def teardown_distributed() -> None:

@@ -8,6 +8,7 @@ import os
 import os.path as osp
 import subprocess
 import sys
+import time
 import types
 
 import pytest
@@ -668,3 +669,74 @@ def test_logits_term_on_a_feature_map_names_term_and_shapes(teacher_checkpoint):
     with pytest.raises(ValueError, match=r"term 'kd' \(KDLoss: student backbone.layer4.*logits of the same "
                                          r"shape \(N, K\); got student \(4, 64, 2, 2\)"):
         distiller(*batch(), mode='loss')
+
+
+@pytest.mark.slow
+def test_two_nodes_train_and_resume_after_one_is_killed(tmp_path, teacher_checkpoint):
+    """tools/dist_train.sh with NNODES=2: two launches of one process each (gloo, rendezvous on
+    localhost). Node 1 is killed mid-run; node 0 exits with an error naming the lost peer within the
+    timeout; relaunched with --resume, both continue from the last checkpoint to the end."""
+    hook = dict(type='mmkd.DistillationHook', teacher=dict(model=TEACHER, checkpoint=teacher_checkpoint),
+                distill=nst_at_terms())
+    out = tmp_path / 'nodes'
+    out.mkdir()
+    cfg = runner_cfg(tmp_path, STUDENT, max_iters=1000, hooks=[hook, dict(type='PaceHook', seconds=0.2)])
+    cfg.work_dir = str(out)
+    cfg.custom_hooks[-1] = dict(type='RecordLossesHook', out_dir=str(out))
+    cfg.train_dataloader.batch_size = 2
+    cfg.env_cfg.dist_cfg.timeout = 60
+    cfg.custom_imports = dict(imports=['mmkd', 'toy_parts'], allow_failed_imports=False)
+    config = str(out / 'config.py')
+    cfg.dump(config)
+    port = str(29900 + os.getpid() % 97)
+
+    def launch(node_rank, *args):
+        env = dict(os.environ, PYTHON=sys.executable, NNODES='2', NODE_RANK=str(node_rank), MASTER_ADDR='127.0.0.1',
+                   PORT=port, PYTHONPATH=osp.join(REPO, 'tests', 'fixtures'), OMP_NUM_THREADS='1',
+                   CUDA_VISIBLE_DEVICES='')
+        log = open(tmp_path / f'node{node_rank}_{len(args)}.log', 'w')
+        return subprocess.Popen(['bash', osp.join(REPO, 'tools', 'dist_train.sh'), config, '1', *args], env=env,
+                                cwd=str(tmp_path), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def kill_node(node):
+        """What a node's failure does: its torchrun agent and the workers, which torchrun starts in
+        sessions of their own (killing the agent alone leaves them training)."""
+        subprocess.run(['pkill', '-KILL', '-P', str(node.pid)], check=False)
+        node.kill()
+        node.wait()
+
+    nodes = [launch(0), launch(1)]
+    try:
+        deadline = time.monotonic() + 300
+        while not (out / 'iter_4.pth').exists():
+            assert time.monotonic() < deadline and all(n.poll() is None for n in nodes), \
+                (tmp_path / 'node0_0.log').read_text()[-3000:]
+            time.sleep(0.5)
+        kill_node(nodes[1])
+        started = time.monotonic()
+        assert nodes[0].wait(timeout=180) != 0
+        waited = time.monotonic() - started
+    finally:
+        for node in nodes:
+            if node.poll() is None:
+                kill_node(node)
+    log0 = (tmp_path / 'node0_0.log').read_text()
+    last = open(out / 'last_checkpoint').read().strip()
+    assert 'Connection closed by peer' in log0 and waited < 120, (waited, log0[-3000:])
+    assert ('another process of this run stopped or stopped answering' in log0
+            and f'The last checkpoint is {last}: relaunch every node with the same command and --resume' in log0)
+
+    done = int(osp.basename(last)[len('iter_'):-len('.pth')])
+    port = str(int(port) + 1)
+    nodes = [launch(node, '--resume', '--cfg-options', f'train_cfg.max_iters={done + 2}') for node in (0, 1)]
+    try:
+        assert [node.wait(timeout=300) for node in nodes] == [0, 0], (tmp_path / 'node0_3.log').read_text()[-3000:]
+    finally:
+        for node in nodes:
+            if node.poll() is None:
+                kill_node(node)
+    assert f'resumed epoch: 0, iter: {done}' in (tmp_path / 'node0_3.log').read_text()
+    assert (out / f'iter_{done + 2}.pth').is_file()
+    for rank in (0, 1):
+        records = [json.loads(line) for line in open(out / f'losses_rank{rank}.jsonl')]
+        assert [r['iter'] for r in records[-2:]] == [done, done + 1], rank

@@ -12,7 +12,7 @@ from mmengine.runner import find_latest_checkpoint
 
 import mmkd  # noqa: F401  (registers mmkd's modules)
 from mmkd.cli import (add_config_arguments, add_distill_diagnostics, add_nonfinite_guard, build_runner, load_config,
-                      teardown_distributed)
+                      peer_loss_explained, teardown_distributed)
 
 
 def parse_args() -> argparse.Namespace:
@@ -61,7 +61,8 @@ def main() -> None:
     add_nonfinite_guard(cfg)
     add_distill_diagnostics(cfg)
     runner = build_runner(cfg)
-    runner.train()
+    with peer_loss_explained(runner):
+        runner.train()
     del runner
     teardown_distributed()
 
