@@ -1,10 +1,12 @@
 """Multi-process training without GPUs (gloo), which mmengine 0.10.7's launcher cannot start.
 
-mmengine's ``init_dist('pytorch')`` calls ``torch.cuda.set_device`` unconditionally, and its default
-model wrapper passes ``device_ids=[LOCAL_RANK]``, which DistributedDataParallel rejects for CPU
-modules. On a machine without CUDA we start the gloo process group ourselves (the runner then
-skips its own initialisation) and wrap without device ids.
+mmengine's ``init_dist('pytorch')`` and ``init_dist('slurm')`` call ``torch.cuda.set_device``
+unconditionally, and its default model wrapper passes ``device_ids=[LOCAL_RANK]``, which
+DistributedDataParallel rejects for CPU modules. On a machine without CUDA we start the gloo process
+group ourselves (the runner then skips its own initialisation) and wrap without device ids.
 """
+import os
+import subprocess
 from datetime import timedelta
 
 import torch
@@ -13,10 +15,29 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 
 
+def slurm_rendezvous(port=None) -> None:
+    """torch's rendezvous variables from Slurm's, as mmengine's slurm launcher sets them: rank =
+    SLURM_PROCID, world = SLURM_NTASKS, the first node of SLURM_NODELIST at MASTER_PORT (``port``,
+    else the environment's, else 29500); MASTER_ADDR from the environment wins."""
+    if port is not None:
+        os.environ['MASTER_PORT'] = str(port)
+    os.environ.setdefault('MASTER_PORT', '29500')
+    if 'MASTER_ADDR' not in os.environ:
+        nodes = os.environ['SLURM_NODELIST']
+        os.environ['MASTER_ADDR'] = subprocess.run(['scontrol', 'show', 'hostnames', nodes], check=True,
+                                                   capture_output=True, text=True).stdout.split()[0]
+    os.environ['WORLD_SIZE'] = os.environ['SLURM_NTASKS']
+    os.environ['RANK'] = os.environ['SLURM_PROCID']
+    os.environ['LOCAL_RANK'] = os.environ.get('SLURM_LOCALID', '0')
+
+
 def prepare_cpu_distributed(cfg: Config) -> None:
-    if cfg.get('launcher', 'none') != 'pytorch' or torch.cuda.is_available() or dist.is_initialized():
+    launcher = cfg.get('launcher', 'none')
+    if launcher not in ('pytorch', 'slurm') or torch.cuda.is_available() or dist.is_initialized():
         return
     dist_cfg = cfg.get('env_cfg', {}).get('dist_cfg', {})
+    if launcher == 'slurm':
+        slurm_rendezvous(dist_cfg.get('port'))
     backend = dist_cfg.get('backend', 'gloo')
     if backend != 'gloo':
         print_log(f"no CUDA device: using the gloo backend instead of '{backend}'.", logger='current', level=30)

@@ -740,3 +740,57 @@ def test_two_nodes_train_and_resume_after_one_is_killed(tmp_path, teacher_checkp
     for rank in (0, 1):
         records = [json.loads(line) for line in open(out / f'losses_rank{rank}.jsonl')]
         assert [r['iter'] for r in records[-2:]] == [done, done + 1], rank
+
+
+@pytest.fixture
+def slurm_cluster(tmp_path):
+    from slurm_cluster import SlurmCluster, missing_programs
+    missing = missing_programs()
+    if missing:
+        pytest.skip(f'Slurm is not installed here (no {", ".join(missing)}): `apt-get install slurm-wlm munge`, '
+                    'as .ci/run does where the package index is reachable')
+    with SlurmCluster(tmp_path / 'slurm') as cluster:
+        yield cluster
+
+
+@pytest.mark.slow
+def test_slurm_scripts_on_a_real_cluster(tmp_path, teacher_checkpoint, slurm_cluster):
+    """tools/slurm_train.sh runs a 2-task CPU job (gloo) to a checkpoint on a real single-node Slurm
+    cluster, tools/slurm_test.sh evaluates it, and the README's sbatch example resumes the job."""
+    from slurm_cluster import PARTITION, free_port
+    hook = dict(type='mmkd.DistillationHook', teacher=dict(model=TEACHER, checkpoint=teacher_checkpoint),
+                distill=nst_at_terms())
+    loader = dict(batch_size=4, num_workers=0, dataset=dict(type='ToyClassificationDataset'),
+                  sampler=dict(type='DefaultSampler', shuffle=False))
+    work = tmp_path / 'work'
+    work.mkdir()
+    cfg = runner_cfg(tmp_path, STUDENT, max_iters=4, hooks=[hook], test_dataloader=loader,
+                     test_cfg=dict(type='TestLoop'), test_evaluator=dict(type='Accuracy', topk=(1,)))
+    cfg.custom_hooks[-1] = dict(type='RecordLossesHook', out_dir=str(work))
+    cfg.train_dataloader.batch_size = 2
+    cfg.custom_imports = dict(imports=['mmkd', 'toy_parts'], allow_failed_imports=False)
+    config = str(tmp_path / 'config.py')
+    cfg.dump(config)
+    env = slurm_cluster.env(GPUS='2', GPUS_PER_NODE='2', CPUS_PER_TASK='1', GRES='', PYTHON=sys.executable,
+                            MASTER_PORT=str(free_port()), PYTHONPATH=osp.join(REPO, 'tests', 'fixtures'),
+                            OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='')
+
+    def run(*command):
+        proc = subprocess.run(command, env=env, cwd=str(tmp_path), capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:] + slurm_cluster.log()
+        return proc.stdout + proc.stderr
+
+    run('bash', osp.join(REPO, 'tools', 'slurm_train.sh'), PARTITION, 'mmkd-train', config, str(work))
+    assert (work / 'iter_4.pth').is_file()
+    for rank in (0, 1):   # one world of 2 tasks: each rank trained every iteration
+        assert [json.loads(line)['iter'] for line in open(work / f'losses_rank{rank}.jsonl')] == [0, 1, 2, 3]
+
+    out = run('bash', osp.join(REPO, 'tools', 'slurm_test.sh'), PARTITION, 'mmkd-test', config, str(work / 'iter_4.pth'),
+              '--work-dir', str(tmp_path / 'test'))
+    assert 'accuracy/top1' in out
+
+    log = tmp_path / 'sbatch.log'
+    run('sbatch', '--wait', '-p', PARTITION, '--ntasks=2', '--cpus-per-task=1', '-J', 'mmkd-resume', '-o', str(log),
+        '--wrap', f'bash {REPO}/tools/slurm_train.sh {PARTITION} mmkd-resume {config} {work} --resume '
+                  '--cfg-options train_cfg.max_iters=6')
+    assert 'resumed epoch: 0, iter: 4' in log.read_text() and (work / 'iter_6.pth').is_file()
