@@ -9,8 +9,9 @@ from .version import __version__
 # Before anything imports mmcv.ops (mmdet's models do): with mmcv-lite, mmcv._ext comes from
 # torchvision; compiled ops, where installed, stay.
 install_mmcv_ext()
-# allow_mmengine_checkpoints() (torch's weights_only loader reads mmengine checkpoints) is a call,
-# not an import side effect: mmkd's tools and front doors make it (mmkd/checkpoint_safety.py).
+# allow_mmengine_checkpoints() (torch's weights_only loader reads mmengine checkpoints) is not an
+# import side effect: the start-up hook makes it when mmengine's checkpoint module loads, and mmkd's
+# tools and front doors call it (mmkd/checkpoint_safety.py).
 
 # Importing registers every module, in pipeline order.
 from . import losses  # noqa: E402

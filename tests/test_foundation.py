@@ -165,8 +165,9 @@ def test_history_buffer_statistics_round_trip(tmp_path):
 
 
 def test_checkpoint_allow_list_is_an_explicit_call():
-    """import mmkd leaves torch's weights_only allow-list alone; mmkd.allow_mmengine_checkpoints()
-    (made by the tools and the front doors) adds mmengine's checkpoint types."""
+    """Without the start-up hook (which allow-lists when mmengine's checkpoint module loads,
+    tests/test_startup_hook.py), import mmkd leaves torch's weights_only allow-list alone;
+    mmkd.allow_mmengine_checkpoints() (made by the tools and the front doors) adds mmengine's types."""
     code = ('import torch, mmkd\n'
             'from mmengine.logging import HistoryBuffer\n'
             'def allowed():\n'
@@ -175,5 +176,6 @@ def test_checkpoint_allow_list_is_an_explicit_call():
             'before = allowed()\n'
             'mmkd.allow_mmengine_checkpoints()\n'
             'print(before, allowed())\n')
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True,
+                         env=dict(os.environ, MMKD_STARTUP_HOOK='0')).stdout
     assert out.split()[-2:] == ['False', 'True']
