@@ -37,7 +37,7 @@ esac
 echo "[setup] mmkd (editable) with mmdet, mmengine, pycocotools"
 quiet pip install -q "${constraints[@]}" -e ".[tests,demo]"
 "$venv/bin/python" -c "
-import mmcv, mmdet, mmkd
+import mmcv.ops, mmdet, mmkd  # mmcv.ops before mmkd: the start-up hook provides its ops
 from mmkd.ops import mmcv_ops_backend
 import mmcv.ops
 print('[setup] ok: mmcv', mmcv.__version__, '(ops:', mmcv_ops_backend() + ')', 'mmdet', mmdet.__version__, 'mmkd', mmkd.__version__)"
