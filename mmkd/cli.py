@@ -35,6 +35,22 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 
+def train_parser() -> argparse.ArgumentParser:
+    """tools/train.py's arguments (tools/train_seeds.py reads the same)."""
+    parser = argparse.ArgumentParser(description='Train a model with mmkd')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--amp', action='store_true', help='enable automatic mixed precision')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the learning rate by the actual batch size (auto_scale_lr)')
+    parser.add_argument(
+        '--resume', nargs='?', type=str, const='auto',
+        help='resume from this checkpoint; without a path, from the latest one in the work dir')
+    parser.add_argument('--seed', type=int,
+                        help="the run's seed (randomness.seed); the work dir becomes <work dir>_seed<N>")
+    add_config_arguments(parser)
+    return parser
+
+
 def load_config(args: argparse.Namespace) -> Config:
     """The config with --cfg-options applied, the launcher set and a work dir chosen
     (--work-dir, else the config's, else ./work_dirs/<config name>)."""
@@ -58,6 +74,24 @@ def load_config(args: argparse.Namespace) -> Config:
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     return cfg
+
+
+def apply_seed(cfg: Config, seed: int) -> None:
+    """``--seed N``: the run's seed (mmengine's ``randomness.seed``, which seeds Python, numpy, torch
+    and the data loader workers) and its work dir ``<work dir>_seed<N>``, so runs of one config
+    over several seeds sit side by side (tools/compare_results.py groups them by method)."""
+    cfg.randomness = dict(cfg.get('randomness') or {}, seed=seed)
+    cfg.work_dir = f'{osp.normpath(cfg.work_dir)}_seed{seed}'
+
+
+def final_checkpoint(cfg: Config) -> str:
+    """The checkpoint a finished run of ``cfg`` ends with: iter_<max_iters>.pth or epoch_<max_epochs>.pth."""
+    train_cfg = cfg.get('train_cfg') or {}
+    if 'max_iters' in train_cfg:
+        return osp.join(cfg.work_dir, f'iter_{train_cfg["max_iters"]}.pth')
+    if 'max_epochs' in train_cfg:
+        return osp.join(cfg.work_dir, f'epoch_{train_cfg["max_epochs"]}.pth')
+    raise ValueError(f'train_cfg {dict(train_cfg)} has neither max_iters nor max_epochs.')
 
 
 def _file_with_syntax_error(path: str, seen: Optional[set] = None) -> Optional[str]:

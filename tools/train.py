@@ -1,9 +1,9 @@
 """Train a detector or a (distilled) classifier from a config, as mmdet's tools/train.py does.
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--cfg-options k=v ...]
+    python tools/train.py CONFIG [--work-dir DIR] [--seed N] [--resume [CKPT]] [--amp] [--cfg-options k=v ...]
+    python tools/train_seeds.py CONFIG --seeds 0 1 2 [...]   # one run per seed, finished ones skipped
     bash tools/dist_train.sh CONFIG GPUS [...]        # torchrun, one process per GPU
 """
-import argparse
 import os.path as osp
 
 from mmengine.config import Config
@@ -11,21 +11,8 @@ from mmengine.logging import print_log
 from mmengine.runner import find_latest_checkpoint
 
 import mmkd  # noqa: F401  (registers mmkd's modules)
-from mmkd.cli import (add_config_arguments, add_distill_diagnostics, add_nonfinite_guard, build_runner, load_config,
-                      peer_loss_explained, teardown_distributed)
-
-
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Train a model with mmkd')
-    parser.add_argument('config', help='train config file path')
-    parser.add_argument('--amp', action='store_true', help='enable automatic mixed precision')
-    parser.add_argument('--auto-scale-lr', action='store_true',
-                        help='scale the learning rate by the actual batch size (auto_scale_lr)')
-    parser.add_argument(
-        '--resume', nargs='?', type=str, const='auto',
-        help='resume from this checkpoint; without a path, from the latest one in the work dir')
-    add_config_arguments(parser)
-    return parser.parse_args()
+from mmkd.cli import (add_distill_diagnostics, add_nonfinite_guard, apply_seed, build_runner, load_config,
+                      peer_loss_explained, teardown_distributed, train_parser)
 
 
 def enable_amp(cfg: Config) -> None:
@@ -39,8 +26,11 @@ def enable_amp(cfg: Config) -> None:
 
 
 def main() -> None:
-    args = parse_args()
+    args = train_parser().parse_args()
     cfg = load_config(args)
+    if args.seed is not None:
+        apply_seed(cfg, args.seed)
+        print_log(f'seed {args.seed}: work dir {cfg.work_dir}', logger='current')
     if args.amp:
         enable_amp(cfg)
     if args.auto_scale_lr:
