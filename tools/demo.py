@@ -1,18 +1,23 @@
-"""The whole mission on small real data, on a CPU: distillation pretraining -> Faster R-CNN -> VOC07 mAP.
+"""The whole mission on small real data, on a CPU: distillation pretraining -> Faster R-CNN -> VOC07 mAP,
+over several seeds, with error bars.
 
-    python tools/demo.py [--methods kd nst_poly] [--redo] [--profile full|quick]
+    python tools/demo.py [--seeds 3] [--methods kd nst_poly] [--jobs 2] [--redo] [--device cpu|cuda]
 
 1. data: scikit-learn's handwritten digits as an ImageNet-layout classification set and a
    VOCdevkit detection set (tools/demo_data.py; cached in data/demo/);
-2. a teacher (ResNet-18 x0.5) and students (Inception-BN x0.25): alone and distilled with KD, AT,
-   FitNet, NST-poly and KD+NST, each trained with tools/train.py and scored with tools/test.py;
-3. a Faster R-CNN on each student backbone, scored with VOC07 11-point mAP;
-4. work_dirs/demo/results.md (the paper-style table and each term's last gradient share), map.png,
-   loss_curves.png, grad_shares.png (each term's ||grad term|| / ||grad task|| on the student
-   parameters it reaches, over training, measured at every log interval) and attention.png.
+2. a teacher (ResNet-18 x0.5, trained once) and students (Inception-BN x0.25): alone and distilled
+   with KD, AT, FitNet, NST-poly and KD+NST, each trained with tools/train.py --seed N for every seed
+   and validated at its last iteration;
+3. a Faster R-CNN on each student backbone (same seed), scored with VOC07 11-point mAP and its
+   bootstrap interval over the test images;
+4. work_dirs/demo/results.md: per method mean ± std over seeds and the difference to the student
+   alone paired by seed with its 95 % interval (mmkd/statistics.py), the evaluation's own interval,
+   each term's last gradient share; map.png (means, std bars, every seed), loss_curves.png and
+   grad_shares.png (mean over seeds with a min-max band), attention.png.
 
-Every run goes through the configs in configs/demo/; a finished run (its result.json) is reused
-unless --redo. Whatever numbers come out are the numbers reported.
+Runs go through the configs in configs/demo/, --jobs at a time (2 on a 2-core CPU, one thread each:
+two small jobs side by side train at almost twice the rate of one on both cores); a finished run
+(its result.json) is reused unless --redo. Whatever numbers come out are the numbers reported.
 """
 import argparse
 import glob
@@ -22,12 +27,15 @@ import os.path as osp
 import platform
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Dict, List, Optional
 
 from mmkd import allow_mmengine_checkpoints
 from mmkd.datasets.demo_data import make_demo_data
-from mmkd.results import bar_chart, latest_metrics
+from mmkd.results import bar_chart, compare_methods, latest_metrics, markdown_comparison, read_runs
+from mmkd.statistics import summarize
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -35,112 +43,146 @@ METHODS = ('baseline', 'kd', 'at', 'fitnet', 'nst_poly', 'kd_nst')
 LABELS = dict(baseline='student alone', kd='KD', at='AT', fitnet='FitNet', nst_poly='NST (poly)', kd_nst='KD+NST')
 CONFIGS = osp.join(REPO, 'configs', 'demo')
 DETECTOR = osp.join(CONFIGS, 'digits_faster-rcnn_inception-bn_fpn.py')
+TEACHER_SEED = 0
 
-# Iterations and sizes. 'full' is `make demo` (about 16 minutes on 2 cores after set-up); 'quick'
-# checks the pipeline end to end in the test suite.
+# Iterations and sizes. 'full' is `make demo`; 'quick' checks the pipeline end to end in the tests.
+# 300 detection test images: the bootstrap interval of one run's mAP (the evaluation's own
+# uncertainty) is then narrower than the spread over seeds (results.md reports both).
 PROFILES = {
-    'full': dict(teacher_iters=400, student_iters=240, det_iters=250, cls_batch=64, det_batch=4,
-                 data=dict(det_trainval=300, det_test=100, cls_train=0)),
-    'quick': dict(teacher_iters=3, student_iters=3, det_iters=3, cls_batch=8, det_batch=2,
+    'full': dict(teacher_iters=400, student_iters=240, det_iters=250, cls_batch=64, det_batch=4, bootstrap=1000,
+                 data=dict(det_trainval=300, det_test=300, cls_train=0)),
+    'quick': dict(teacher_iters=3, student_iters=3, det_iters=3, cls_batch=8, det_batch=2, bootstrap=50,
                   data=dict(det_trainval=6, det_test=4, cls_train=60)),
 }
 
 
 # The runs repeat exactly on one machine, but float sums depend on the CPU's vector kernels and the
 # thread count: on the development machine (AVX-512), forcing AVX2 kernels or one thread changed the
-# teacher's loss within 40 iterations. So the demo pins them (x86-64), unless the caller sets them.
-REPRODUCIBLE_CPU = dict(ATEN_CPU_CAPABILITY='avx2', ONEDNN_MAX_CPU_ISA='AVX2', MKL_CBWR='AVX2',
-                        OMP_NUM_THREADS='2') if platform.machine() in ('x86_64', 'AMD64') else {}
+# teacher's loss within 40 iterations. So the demo pins the kernels (x86-64) and gives each of its
+# --jobs parallel runs cores // jobs threads, unless the caller sets them.
+PINNED_KERNELS = dict(ATEN_CPU_CAPABILITY='avx2', ONEDNN_MAX_CPU_ISA='AVX2', MKL_CBWR='AVX2') \
+    if platform.machine() in ('x86_64', 'AMD64') else {}
 
 
 class Demo:
 
-    def __init__(self, work_dir: str, data_dir: str, profile: dict, redo: bool) -> None:
+    def __init__(self, work_dir: str, data_dir: str, profile: dict, redo: bool, device: str, jobs: int) -> None:
         self.work_dir = work_dir
         self.data_dir = data_dir
         self.profile = profile
         self.redo = redo
         self.start = time.time()
-        self.step = 0
+        self.done = 0
         self.total_steps = 0
+        self.lock = threading.Lock()
+        threads = str(max(1, (os.cpu_count() or 1) // jobs))
+        self.env = ({**PINNED_KERNELS, 'OMP_NUM_THREADS': threads, 'CUDA_VISIBLE_DEVICES': ''} if device == 'cpu'
+                    else {})
 
     def say(self, message: str) -> None:
         elapsed = time.time() - self.start
-        print(f'[{elapsed / 60:5.1f} min] {message}', flush=True)
+        with self.lock:
+            print(f'[{elapsed / 60:5.1f} min] {message}', flush=True)
 
     def tool(self, name: str, args: List[str], log: str) -> None:
         """Run tools/<name>.py as a user would, its output into log; fail loudly with its tail."""
         with open(log, 'w') as f:
             proc = subprocess.run([sys.executable, osp.join(REPO, 'tools', f'{name}.py'), *args], cwd=REPO,
                                   stdout=f, stderr=subprocess.STDOUT,
-                                  env={**REPRODUCIBLE_CPU, **os.environ, 'PYTHONUNBUFFERED': '1'})
+                                  env={**self.env, **os.environ, 'PYTHONUNBUFFERED': '1'})
         if proc.returncode != 0:
             with open(log) as f:
                 tail = f.read()[-3000:]
             raise RuntimeError(f'tools/{name}.py failed (exit {proc.returncode}); end of {log}:\n{tail}')
 
-    def run(self, name: str, config: str, options: List[str], test_options: List[str], prefix: str) -> dict:
-        """Train (tools/train.py) and evaluate (tools/test.py) one config; cached by result.json."""
-        self.step += 1
-        run_dir = osp.join(self.work_dir, name)
+    def run(self, name: str, seed: int, config: str, options: List[str], prefix: str) -> dict:
+        """Train one config with --seed (validated at its last iteration); cached by result.json."""
+        run_dir = osp.join(self.work_dir, f'{name}_seed{seed}')
         result_file = osp.join(run_dir, 'result.json')
+        label = osp.basename(run_dir)
         if not self.redo and osp.isfile(result_file):
             result = json.load(open(result_file))
-            self.say(f'({self.step}/{self.total_steps}) {name}: reused ({summary(result)})')
+            self.count(f'{label}: reused ({summary(result)})')
             return result
         os.makedirs(run_dir, exist_ok=True)
         started = time.time()
-        self.say(f'({self.step}/{self.total_steps}) {name}: training {osp.basename(config)}')
-        self.tool('train', [config, '--work-dir', run_dir, '--cfg-options', *options], osp.join(run_dir, 'train.log'))
+        self.say(f'{label}: training {osp.basename(config)}')
+        self.tool('train', [config, '--work-dir', osp.join(self.work_dir, name), '--seed', str(seed), '--cfg-options',
+                            *options], osp.join(run_dir, 'train.log'))
         checkpoint = open(osp.join(run_dir, 'last_checkpoint')).read().strip()
-        test_dir = osp.join(run_dir, 'test')
-        self.tool('test', [config, checkpoint, '--work-dir', test_dir, '--cfg-options', *test_options],
-                  osp.join(run_dir, 'test.log'))
-        result = dict(latest_metrics(test_dir, prefix), checkpoint=checkpoint, seconds=round(time.time() - started))
+        result = dict(latest_metrics(run_dir, prefix), checkpoint=checkpoint, seconds=round(time.time() - started))
         json.dump(result, open(result_file, 'w'), indent=1)
-        self.say(f'({self.step}/{self.total_steps}) {name}: done in {result["seconds"]} s ({summary(result)})')
+        self.count(f'{label}: done in {result["seconds"]} s ({summary(result)})')
         return result
 
+    def count(self, message: str) -> None:
+        with self.lock:
+            self.done += 1
+            done = self.done
+        self.say(f'({done}/{self.total_steps}) {message}')
+
     # ---------------------------------------------------------------- stages
+    def common_options(self, iters: int, batch: int) -> List[str]:
+        # Data loading in the training process: with one thread per job, a loader worker would
+        # compete for the job's core (measured: 0.29 s an iteration with one, 0.23 s without).
+        return [f'train_dataloader.batch_size={batch}', f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
+                'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
+                'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
+                f'default_hooks.checkpoint.interval={iters}', f'default_hooks.logger.interval={log_interval(iters)}']
+
     def classification_options(self, iters: int) -> List[str]:
         digits = osp.join(self.data_dir, 'digits')
         return [f'train_dataloader.dataset.data_root={digits}', f'val_dataloader.dataset.data_root={digits}',
-                f'test_dataloader.dataset.data_root={digits}', f'train_dataloader.batch_size={self.profile["cls_batch"]}',
-                f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters + 1}',
-                f'default_hooks.checkpoint.interval={iters}', f'default_hooks.logger.interval={log_interval(iters)}']
-
-    def detection_options(self, student_checkpoint: str) -> List[str]:
-        iters = self.profile['det_iters']
-        voc = osp.join(self.data_dir, 'VOCdevkit') + '/'
-        return [f'train_dataloader.dataset.data_root={voc}', f'val_dataloader.dataset.data_root={voc}',
-                f'test_dataloader.dataset.data_root={voc}', f'train_dataloader.batch_size={self.profile["det_batch"]}',
-                f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters + 1}',
-                f'default_hooks.checkpoint.interval={iters}', f'default_hooks.logger.interval={log_interval(iters)}',
-                f'model.backbone.init_cfg.checkpoint={student_checkpoint}']
+                *self.common_options(iters, self.profile['cls_batch'])]
 
     def teacher(self) -> dict:
         config = osp.join(CONFIGS, 'digits_resnet18_teacher.py')
-        options = self.classification_options(self.profile['teacher_iters'])
-        return self.run('cls_teacher', config, options, options[:3], 'accuracy/')
+        return self.run('cls_teacher', TEACHER_SEED, config, self.classification_options(self.profile['teacher_iters']),
+                        'accuracy/')
 
-    def student(self, method: str, teacher_checkpoint: str) -> dict:
+    def student(self, method: str, seed: int, teacher_checkpoint: Optional[str]) -> dict:
         config = osp.join(CONFIGS, f'digits_inception_bn_{method}.py')
         options = self.classification_options(self.profile['student_iters'])
-        distill_options = [f'model.teacher.checkpoint={teacher_checkpoint}',
-                           f'model.grad_share.interval={log_interval(self.profile["student_iters"])}']
-        train_options = options + ([] if method == 'baseline' else distill_options)
-        result = self.run(f'cls_{method}', config, train_options, options[:3] + train_options[len(options):], 'accuracy/')
-        if method != 'baseline' and 'backbone_checkpoint' not in result:
-            # A Distiller checkpoint holds student.* keys: keep the student alone for detection.
-            student = osp.join(self.work_dir, f'cls_{method}', 'student.pth')
-            self.tool('extract_student', [result['checkpoint'], student], osp.join(self.work_dir, f'cls_{method}', 'extract.log'))
-            result['backbone_checkpoint'] = student
-            json.dump(result, open(osp.join(self.work_dir, f'cls_{method}', 'result.json'), 'w'), indent=1)
-        return result
+        if method != 'baseline':
+            options += [f'model.teacher.checkpoint={teacher_checkpoint}',
+                        f'model.grad_share.interval={log_interval(self.profile["student_iters"])}']
+        return self.run(f'cls_{method}', seed, config, options, 'accuracy/')
 
-    def detector(self, method: str, student_checkpoint: str) -> dict:
-        options = self.detection_options(student_checkpoint)
-        return self.run(f'det_{method}', DETECTOR, options, options[:3], 'pascal_voc/')
+    def detector(self, method: str, seed: int, student: dict) -> dict:
+        voc = osp.join(self.data_dir, 'VOCdevkit') + '/'
+        # A Distiller checkpoint keeps the student under student.*: the detector loads its backbone there.
+        prefix = 'backbone.' if method == 'baseline' else 'student.backbone.'
+        options = [f'train_dataloader.dataset.data_root={voc}', f'val_dataloader.dataset.data_root={voc}',
+                   *self.common_options(self.profile['det_iters'], self.profile['det_batch']),
+                   f'val_evaluator.bootstrap={self.profile["bootstrap"]}',
+                   f'model.backbone.init_cfg.checkpoint={student["checkpoint"]}', f'model.backbone.init_cfg.prefix={prefix}']
+        return self.run(f'det_{method}', seed, DETECTOR, options, 'pascal_voc/')
+
+
+class Scheduler:
+    """Runs jobs ``jobs`` at a time, each once the jobs it needs have finished, in submission order."""
+
+    def __init__(self, jobs: int) -> None:
+        self.jobs = jobs
+        self.pending = []   # (name, needs, function)
+        self.results: Dict[str, dict] = {}
+
+    def add(self, name: str, needs: List[str], function) -> None:
+        self.pending.append((name, needs, function))
+
+    def run(self) -> Dict[str, dict]:
+        running = {}
+        with ThreadPoolExecutor(self.jobs) as pool:
+            while self.pending or running:
+                for job in list(self.pending):
+                    name, needs, function = job
+                    if len(running) < self.jobs and all(n in self.results for n in needs):
+                        self.pending.remove(job)
+                        running[pool.submit(function, *[self.results[n] for n in needs])] = name
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    self.results[running.pop(future)] = future.result()   # a failed run raises here
+        return self.results
 
 
 def log_interval(iters: int) -> int:
@@ -154,29 +196,70 @@ def summary(result: dict) -> str:
 
 
 # -------------------------------------------------------------------- report
-def results_table(teacher: dict, students: Dict[str, dict], detectors: Dict[str, dict], minutes: float) -> str:
-    lines = ['| method | student top-1 (%) | VOC07 mAP (%) |', '|---|---:|---:|',
-             f'| teacher (ResNet-18 x0.5) | {teacher["top1"]:.1f} | — |']
-    for method, result in students.items():
-        lines.append(f'| {LABELS[method]} | {result["top1"]:.1f} | {100 * detectors[method]["mAP"]:.1f} |')
-    machine = f'{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}'
-    return '\n'.join(lines) + f'\n\nDigits demo (tools/demo.py), {machine}; {minutes:.1f} min.\n'
+def run_dirs(work_dir: str, stage: str, method: str, seeds: List[int]) -> List[str]:
+    return [osp.join(work_dir, f'{stage}_{method}_seed{seed}') for seed in seeds]
 
 
-def loss_curves(work_dir: str, methods: List[str], path: str) -> None:
+def comparison(work_dir: str, stage: str, methods: List[str], seeds: List[int]) -> List[dict]:
+    """compare_methods over the runs of one stage ('cls' or 'det'): mean ± std, Δ vs the student alone."""
+    dirs = [d for m in methods for d in run_dirs(work_dir, stage, m, seeds)]
+    names = [LABELS[m] for m in methods for _ in seeds]
+    return compare_methods(read_runs(dirs, names), baseline=LABELS['baseline'])
+
+
+def evaluation_interval(rows: List[dict]) -> Optional[float]:
+    """The mean half-width of the detectors' bootstrap intervals over the test images, in mAP points."""
+    widths = []
+    for row in rows:
+        for work_dir in row['work_dirs']:
+            metrics = latest_metrics(work_dir)
+            if 'mAP_ci95_low' in metrics:
+                widths.append(50 * (metrics['mAP_ci95_high'] - metrics['mAP_ci95_low']))
+    return summarize(widths)['mean'] if widths else None
+
+
+def results_table(teacher: dict, cls_rows: List[dict], det_rows: List[dict]) -> str:
+    """Per method: top-1 and VOC07 mAP as mean ± std over the seeds, each with the difference to the
+    student alone paired by seed and its 95 % interval (* where it excludes zero)."""
+    from mmkd.results import format_diff, format_value
+    lines = ['| method | student top-1 (%) | Δ top-1 | VOC07 mAP (%) | Δ mAP |', '|---|---:|---:|---:|---:|',
+             f'| teacher (ResNet-18 x0.5, seed {TEACHER_SEED}) | {teacher["top1"]:.1f} | | — | |']
+    for cls_row, det_row in zip(cls_rows, det_rows):
+        lines.append(f'| {cls_row["method"]} | {format_value(cls_row)} | {format_diff(cls_row)} | '
+                     f'{format_value(det_row)} | {format_diff(det_row)} |')
+    return '\n'.join(lines) + '\n'
+
+
+def curve_band(ax, runs: List[List[tuple]], label: str) -> None:
+    """The mean over runs of (x, y) curves at the x's all runs have, and the min-max band."""
+    import numpy as np
+    common = sorted(set.intersection(*[{x for x, _ in run} for run in runs])) if runs else []
+    if not common:
+        return
+    values = np.array([[dict(run)[x] for x in common] for run in runs])
+    line, = ax.plot(common, values.mean(0), label=label)
+    if len(runs) > 1:
+        ax.fill_between(common, values.min(0), values.max(0), color=line.get_color(), alpha=0.2, lw=0)
+
+
+def scalar_records(run_dir: str) -> List[dict]:
+    records = []
+    for scalars in sorted(glob.glob(osp.join(run_dir, '*', 'vis_data', 'scalars.json'))):
+        records += [json.loads(line) for line in open(scalars) if line.strip()]
+    return records
+
+
+def loss_curves(work_dir: str, methods: List[str], seeds: List[int], path: str) -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, len(methods), figsize=(3.2 * len(methods), 3), squeeze=False)
     for ax, method in zip(axes[0], methods):
-        records = []
-        for scalars in sorted(glob_scalars(osp.join(work_dir, f'cls_{method}'))):
-            records += [json.loads(line) for line in open(scalars) if line.strip()]
-        records = [r for r in records if 'loss' in r and 'iter' in r]
-        for key in sorted({k for r in records for k in r if k.startswith('loss')}):
-            points = [(r['iter'], r[key]) for r in records if key in r]
-            ax.plot(*zip(*points), label=key)
-        ax.set_title(LABELS[method])
+        runs = [[r for r in scalar_records(d) if 'loss' in r and 'iter' in r]
+                for d in run_dirs(work_dir, 'cls', method, seeds)]
+        for key in sorted({k for run in runs for r in run for k in r if k.startswith('loss')}):
+            curve_band(ax, [[(r['iter'], r[key]) for r in run if key in r] for run in runs], key)
+        ax.set_title(f'{LABELS[method]} ({len(seeds)} seeds)')
         ax.set_xlabel('iteration')
         ax.set_yscale('log')
         ax.legend(fontsize=6)
@@ -185,29 +268,26 @@ def loss_curves(work_dir: str, methods: List[str], path: str) -> None:
     plt.close(fig)
 
 
-def grad_share_records(work_dir: str, method: str) -> List[dict]:
-    """The run's gradient-share scalars (mmkd's distillation diagnostics), in step order."""
-    records = []
-    for scalars in sorted(glob_scalars(osp.join(work_dir, f'cls_{method}'))):
-        records += [json.loads(line) for line in open(scalars) if line.strip()]
-    return [r for r in records if any(k.startswith('grad_share_') for k in r)]
+def grad_share_records(run_dir: str) -> List[dict]:
+    """A run's gradient-share scalars (mmkd's distillation diagnostics), in step order."""
+    return [r for r in scalar_records(run_dir) if any(k.startswith('grad_share_') for k in r)]
 
 
-def grad_share_curves(work_dir: str, methods: List[str], path: str) -> None:
+def grad_share_curves(work_dir: str, methods: List[str], seeds: List[int], path: str) -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, len(methods), figsize=(3.2 * len(methods), 3), squeeze=False)
     for ax, method in zip(axes[0], methods):
-        records = grad_share_records(work_dir, method)
-        for key in sorted({k for r in records for k in r if k.startswith('grad_share_')}):
-            points = [(r['step'], r[key]) for r in records if key in r]
-            ax.plot(*zip(*points), marker='.', label=key[len('grad_share_'):])
+        runs = [grad_share_records(d) for d in run_dirs(work_dir, 'cls', method, seeds)]
+        keys = sorted({k for run in runs for r in run for k in r if k.startswith('grad_share_')})
+        for key in keys:
+            curve_band(ax, [[(r['step'], r[key]) for r in run if key in r] for run in runs], key[len('grad_share_'):])
         ax.axhline(1.0, color='grey', lw=0.8, ls='--')   # the term pulls as hard as the task
-        ax.set_title(LABELS[method])
+        ax.set_title(f'{LABELS[method]} ({len(seeds)} seeds)')
         ax.set_xlabel('iteration')
         ax.set_yscale('log')
-        if records:
+        if keys:
             ax.legend(fontsize=6)
         else:
             ax.text(0.5, 0.5, 'no distillation term', ha='center', va='center', transform=ax.transAxes)
@@ -217,20 +297,19 @@ def grad_share_curves(work_dir: str, methods: List[str], path: str) -> None:
     plt.close(fig)
 
 
-def grad_share_table(work_dir: str, methods: List[str]) -> str:
-    lines = ['| method | last gradient share of each term (iteration) |', '|---|---|']
+def grad_share_table(work_dir: str, methods: List[str], seeds: List[int]) -> str:
+    lines = ['| method | last gradient share of each term, mean ± std over seeds (iteration) |', '|---|---|']
     for method in methods:
-        records = grad_share_records(work_dir, method)
-        if records:
-            last = records[-1]
-            shares = ', '.join(f'{k[len("grad_share_"):]} {v:.3g}' for k, v in sorted(last.items())
-                               if k.startswith('grad_share_'))
-            lines.append(f'| {LABELS[method]} | {shares} ({last["step"]}) |')
+        lasts = [records[-1] for records in map(grad_share_records, run_dirs(work_dir, 'cls', method, seeds)) if records]
+        if not lasts:
+            continue
+        shares = []
+        for key in sorted(k for k in lasts[0] if k.startswith('grad_share_')):
+            stats = summarize([last[key] for last in lasts])
+            spread = '' if stats['std'] is None else f' ± {stats["std"]:.2g}'
+            shares.append(f'{key[len("grad_share_"):]} {stats["mean"]:.3g}{spread}')
+        lines.append(f'| {LABELS[method]} | {", ".join(shares)} ({lasts[0]["step"]}) |')
     return '\n'.join(lines) + '\n'
-
-
-def glob_scalars(run_dir: str) -> List[str]:
-    return glob.glob(osp.join(run_dir, '*', 'vis_data', 'scalars.json'))
 
 
 def attention_figure(data_dir: str, teacher: dict, students: Dict[str, dict], path: str, images: int = 4) -> None:
@@ -296,40 +375,74 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--methods', nargs='+', choices=METHODS, default=list(METHODS),
                         help='students to run (the student alone is always run, for comparison)')
+    parser.add_argument('--seeds', type=int, default=3, help='seeds 0 .. N-1 for every student and detector')
+    parser.add_argument('--jobs', type=int, help='runs at a time (default: 2 on a CPU with 2+ cores, 1 on CUDA)')
+    parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
     parser.add_argument('--redo', action='store_true', help='rerun finished runs instead of reusing them')
     parser.add_argument('--profile', choices=sorted(PROFILES), default='full')
     parser.add_argument('--work-dir', default=osp.join(REPO, 'work_dirs', 'demo'))
     parser.add_argument('--data-dir', default=osp.join(REPO, 'data', 'demo'))
     args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error(f'--seeds {args.seeds}: at least 1.')
+    if args.device == 'cuda':
+        import torch
+        if not torch.cuda.is_available():
+            parser.error('--device cuda: torch sees no CUDA device here.')
+    jobs = args.jobs or (1 if args.device == 'cuda' else min(2, os.cpu_count() or 1))
     profile = PROFILES[args.profile]
     methods = ['baseline'] + [m for m in args.methods if m != 'baseline']
-    demo = Demo(args.work_dir, args.data_dir, profile, args.redo)
-    demo.total_steps = 1 + 2 * len(methods)
+    seeds = list(range(args.seeds))
+    demo = Demo(args.work_dir, args.data_dir, profile, args.redo, args.device, jobs)
+    demo.total_steps = 1 + 2 * len(methods) * len(seeds)
     os.makedirs(args.work_dir, exist_ok=True)
 
     demo.say(f'data: scikit-learn digits -> {args.data_dir}')
     make_demo_data(args.data_dir, **profile['data'])
-    demo.say('stage 1/3: teacher')
-    teacher = demo.teacher()
-    demo.say(f'stage 2/3: students ({", ".join(LABELS[m] for m in methods)})')
-    students = {m: demo.student(m, teacher['checkpoint']) for m in methods}
-    demo.say('stage 3/3: Faster R-CNN on each student backbone')
-    detectors = {m: demo.detector(m, students[m].get('backbone_checkpoint', students[m]['checkpoint']))
-                 for m in methods}
+    demo.say(f'{demo.total_steps} runs, {jobs} at a time: the teacher (once), then for each of {len(seeds)} seeds '
+             f'the students ({", ".join(LABELS[m] for m in methods)}) and a Faster R-CNN on each')
+    # The student alone needs no teacher: it trains beside it. Students before detectors, so a
+    # detector never waits for a student that has not started.
+    jobs_ = Scheduler(jobs)
+    jobs_.add('teacher', [], demo.teacher)
+    for seed in seeds:
+        for method in methods:
+            needs = [] if method == 'baseline' else ['teacher']
+            jobs_.add(f'cls_{method}_{seed}', needs,
+                      lambda teacher=None, method=method, seed=seed: demo.student(
+                          method, seed, teacher['checkpoint'] if teacher else None))
+    for seed in seeds:
+        for method in methods:
+            jobs_.add(f'det_{method}_{seed}', [f'cls_{method}_{seed}'],
+                      lambda student, method=method, seed=seed: demo.detector(method, seed, student))
+    results = jobs_.run()
 
     minutes = (time.time() - demo.start) / 60
-    table = results_table(teacher, students, detectors, minutes)
+    cls_rows = comparison(args.work_dir, 'cls', methods, seeds)
+    det_rows = comparison(args.work_dir, 'det', methods, seeds)
+    table = results_table(results['teacher'], cls_rows, det_rows)
+    machine = f'{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}'
+    interval = evaluation_interval(det_rows)
+    note = (f'\nDigits demo (tools/demo.py), {len(seeds)} seed{"s" if len(seeds) > 1 else ""} ({", ".join(map(str, seeds))}) '
+            f'per method, {machine}, device {args.device}, {jobs} runs at a time; {minutes:.1f} min. '
+            + ('mean ± std over seeds; Δ: the mean per-seed difference to the student alone with its 95 % t-interval, '
+               '* where it excludes zero. ' if len(seeds) > 1 else
+               'One seed: no spread over seeds, no interval for the differences. ')
+            + (f'The evaluation\'s own uncertainty (bootstrap over the {profile["data"]["det_test"]} test images, one '
+               f'run): ±{interval:.1f} mAP points on average.\n' if interval is not None else '\n'))
     with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
-        f.write('# mmkd digits demo\n\n' + table + '\n## Gradient shares\n\n||grad term|| / ||grad task|| on the '
-                'student parameters each term reaches, at the last measurement (grad_shares.png: over '
-                'training).\n\n' +
-                grad_share_table(args.work_dir, methods))
-    bar_chart([dict(method=LABELS[m], mAP=100 * detectors[m]['mAP']) for m in methods],
-              osp.join(args.work_dir, 'map.png'))
-    loss_curves(args.work_dir, methods, osp.join(args.work_dir, 'loss_curves.png'))
-    grad_share_curves(args.work_dir, [m for m in methods if m != 'baseline'], osp.join(args.work_dir, 'grad_shares.png'))
-    attention_figure(args.data_dir, teacher, students, osp.join(args.work_dir, 'attention.png'))
-    print('\n' + table)
+        f.write('# mmkd digits demo\n\n' + table + note +
+                '\n## Detection, per class (mean over seeds)\n\n' + markdown_comparison(det_rows) +
+                '\n\n## Gradient shares\n\n||grad term|| / ||grad task|| on the student parameters each term reaches, '
+                'at the last measurement (grad_shares.png: over training).\n\n' +
+                grad_share_table(args.work_dir, methods, seeds))
+    bar_chart(det_rows, osp.join(args.work_dir, 'map.png'))
+    loss_curves(args.work_dir, methods, seeds, osp.join(args.work_dir, 'loss_curves.png'))
+    grad_share_curves(args.work_dir, [m for m in methods if m != 'baseline'], seeds,
+                      osp.join(args.work_dir, 'grad_shares.png'))
+    students = {m: results[f'cls_{m}_0'] for m in methods}
+    attention_figure(args.data_dir, results['teacher'], students, osp.join(args.work_dir, 'attention.png'))
+    print('\n' + table + note)
     demo.say(f'wrote {args.work_dir}/results.md, map.png, loss_curves.png, grad_shares.png, attention.png')
     return 0
 

@@ -15,7 +15,11 @@ model = dict(
     roi_head=dict(
         bbox_roi_extractor=dict(out_channels=64),
         bbox_head=dict(in_channels=64, fc_out_channels=256, num_classes=10)),
-    train_cfg=dict(rcnn=dict(sampler=dict(num=128))),
+    # At most 4 digits on a 128 x 128 canvas: 300 proposals and 128 / 64 sampled anchors / RoIs cover
+    # them (mmdet's 2000 proposals and 256 / 512 samples are for 1000-pixel VOC images); measured 0.25 s
+    # an iteration instead of 0.35 s.
+    train_cfg=dict(rpn=dict(sampler=dict(num=128)), rpn_proposal=dict(nms_pre=500, max_per_img=300),
+                   rcnn=dict(sampler=dict(num=64))),
     test_cfg=dict(rpn=dict(nms_pre=300, max_per_img=300), rcnn=dict(max_per_img=50)))
 
 data_root = 'data/demo/VOCdevkit/'
