@@ -30,7 +30,8 @@ test-numerics: setup
 	  env $$path $(PYTHON) -m pytest -q -rs -p no:cacheprovider -m numerics; \
 	done
 
-# DEMO_ARGS="--methods kd nst_poly" runs a subset; "--redo" reruns finished runs.
+# 3 seeds per method by default; DEMO_ARGS="--seeds 1" a quick single-seed run, "--methods kd nst_poly"
+# a subset, "--redo" reruns finished runs, "--device cuda --seeds 10" on a GPU.
 demo: setup
 	$(PYTHON) tools/demo.py $(DEMO_ARGS)
 

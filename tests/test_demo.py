@@ -1,6 +1,8 @@
 """`make demo` end to end at the quick size: every artifact is produced and every mAP is a number."""
 import json
 import os.path as osp
+import threading
+import time
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -39,37 +41,76 @@ def test_demo_data_layouts(tmp_path):
 
 @pytest.mark.slow
 def test_demo_quick_profile_end_to_end(tmp_path, capsys):
-    """The demo's whole pipeline (teacher, the student alone and KD+NST, their detectors, the report)
-    through the tools; the other students' configs are resolved in the test below."""
+    """The demo's whole pipeline over 2 seeds (teacher, the student alone and KD+NST, their
+    detectors, the report with spreads and paired differences) through the tools; the other
+    students' configs are resolved in the test below."""
     work_dir, data_dir = tmp_path / 'work', tmp_path / 'data'
-    args = ['--profile', 'quick', '--work-dir', str(work_dir), '--data-dir', str(data_dir), '--methods', 'kd_nst']
+    args = ['--profile', 'quick', '--work-dir', str(work_dir), '--data-dir', str(data_dir), '--methods', 'kd_nst',
+            '--seeds', '2']
     assert demo.main(args) == 0
     out = capsys.readouterr().out
-    assert '(5/5) det_kd_nst: done' in out
+    assert '(9/9) ' in out and '2 at a time' in out
     for name in ('results.md', 'map.png', 'loss_curves.png', 'grad_shares.png', 'attention.png'):
         assert (work_dir / name).stat().st_size > 0, name
     table = (work_dir / 'results.md').read_text()
     for label in ('teacher', 'student alone', 'KD+NST'):
         assert f'| {label}' in table
+    assert '2 seeds (0, 1) per method' in table and 'KD+NST | ' in table
+    kd_nst_row = next(line for line in table.splitlines() if line.startswith('| KD+NST | '))
+    assert kd_nst_row.count(' ± ') == 2 and kd_nst_row.count('[') == 2   # spreads, intervals
     # Gradient shares measured every iteration of the 3-iteration students, each term by name.
-    shares = demo.grad_share_records(str(work_dir), 'kd_nst')
-    assert [r['step'] for r in shares] == [1, 2, 3]
-    assert all(r['grad_share_kd'] > 0 and r['grad_share_nst'] > 0 for r in shares)
+    for seed in (0, 1):
+        shares = demo.grad_share_records(str(work_dir / f'cls_kd_nst_seed{seed}'))
+        assert [r['step'] for r in shares] == [1, 2, 3]
+        assert all(r['grad_share_kd'] > 0 and r['grad_share_nst'] > 0 for r in shares)
     assert '| KD+NST | kd ' in table and 'nst ' in table.split('| KD+NST | kd ')[1]
-    assert not demo.grad_share_records(str(work_dir), 'baseline')
-    log = (work_dir / 'cls_kd_nst' / 'train.log').read_text()
-    assert 'teacher check' in log and 'mmcv ops: ' in log   # the ops backend is logged with the run
+    assert not demo.grad_share_records(str(work_dir / 'cls_baseline_seed0'))
+    log = (work_dir / 'cls_kd_nst_seed0' / 'train.log').read_text()
+    assert 'teacher check' in log and 'mmcv ops: ' in log and 'seed 0: work dir' in log
+    losses = {}
     for method in ('baseline', 'kd_nst'):
-        detection = json.load(open(work_dir / f'det_{method}' / 'result.json'))
-        assert 0.0 <= detection['mAP'] <= 1.0
-        classification = json.load(open(work_dir / f'cls_{method}' / 'result.json'))
-        assert 0.0 <= classification['top1'] <= 100.0
-    assert osp.isfile(work_dir / 'cls_kd_nst' / 'student.pth')
+        for seed in (0, 1):
+            detection = json.load(open(work_dir / f'det_{method}_seed{seed}' / 'result.json'))
+            assert 0.0 <= detection['mAP_ci95_low'] <= detection['mAP'] <= detection['mAP_ci95_high'] <= 1.0
+            classification = json.load(open(work_dir / f'cls_{method}_seed{seed}' / 'result.json'))
+            assert 0.0 <= classification['top1'] <= 100.0
+            losses[method, seed] = [r['loss'] for r in demo.scalar_records(str(work_dir / f'cls_{method}_seed{seed}'))
+                                    if 'loss' in r]
+    assert losses['baseline', 0] != losses['baseline', 1]   # the seeds are different runs
 
-    # A second run reuses every finished run and runs only the methods asked for.
+    # A second run reuses every finished run; one seed reuses seed 0's and says it has no spread.
     assert demo.main(args) == 0
     out = capsys.readouterr().out
-    assert out.count(': reused') == 5 and 'det_at' not in out
+    assert out.count(': reused') == 9 and 'det_at' not in out
+    assert demo.main(args[:-1] + ['1']) == 0
+    assert capsys.readouterr().out.count(': reused') == 5
+    assert 'One seed: no spread over seeds' in (work_dir / 'results.md').read_text()
+
+
+def test_scheduler_runs_jobs_after_what_they_need():
+    order, lock = [], threading.Lock()
+
+    def job(name, seconds):
+        def run(*needed):
+            with lock:
+                order.append(('start', name, needed))
+            time.sleep(seconds)
+            with lock:
+                order.append(('end', name))
+            return name.upper()
+        return run
+
+    scheduler = demo.Scheduler(2)
+    scheduler.add('teacher', [], job('teacher', 0.3))
+    scheduler.add('alone', [], job('alone', 0.05))
+    scheduler.add('kd', ['teacher'], job('kd', 0.01))
+    scheduler.add('det', ['kd'], job('det', 0.01))
+    results = scheduler.run()
+    assert results == dict(teacher='TEACHER', alone='ALONE', kd='KD', det='DET')
+    starts = {name: (index, needed) for index, (event, name, *needed) in enumerate(order) if event == 'start'}
+    ends = {name: index for index, (event, name, *_) in enumerate(order) if event == 'end'}
+    assert starts['kd'][0] > ends['teacher'] and starts['kd'][1] == [('TEACHER',)]
+    assert starts['det'][0] > ends['kd'] and starts['alone'][0] < ends['teacher']   # alone ran beside the teacher
 
 
 @pytest.mark.slow

@@ -39,8 +39,11 @@ from mmkd.statistics import summarize
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
-METHODS = ('baseline', 'kd', 'at', 'fitnet', 'nst_poly', 'kd_nst')
-LABELS = dict(baseline='student alone', kd='KD', at='AT', fitnet='FitNet', nst_poly='NST (poly)', kd_nst='KD+NST')
+METHODS = ('baseline', 'kd', 'at', 'fitnet', 'nst_poly', 'kd_nst', 'kd_nst_auto')
+# kd_nst_auto (KD+NST with loss_weight='auto') runs when asked for: --methods kd_nst_auto.
+DEFAULT_METHODS = METHODS[:6]
+LABELS = dict(baseline='student alone', kd='KD', at='AT', fitnet='FitNet', nst_poly='NST (poly)', kd_nst='KD+NST',
+              kd_nst_auto='KD+NST, auto weights')
 CONFIGS = osp.join(REPO, 'configs', 'demo')
 DETECTOR = osp.join(CONFIGS, 'digits_faster-rcnn_inception-bn_fpn.py')
 TEACHER_SEED = 0
@@ -373,7 +376,7 @@ def attention_figure(data_dir: str, teacher: dict, students: Dict[str, dict], pa
 def main(argv: Optional[List[str]] = None) -> int:
     allow_mmengine_checkpoints()   # the attention figure loads the runs' checkpoints in this process
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--methods', nargs='+', choices=METHODS, default=list(METHODS),
+    parser.add_argument('--methods', nargs='+', choices=METHODS, default=list(DEFAULT_METHODS),
                         help='students to run (the student alone is always run, for comparison)')
     parser.add_argument('--seeds', type=int, default=3, help='seeds 0 .. N-1 for every student and detector')
     parser.add_argument('--jobs', type=int, help='runs at a time (default: 2 on a CPU with 2+ cores, 1 on CUDA)')
