@@ -9,9 +9,9 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from .statistics import paired_difference, summarize
 
-PREFIX = 'pascal_voc/'
 # metric name -> (log prefix, factor to %): VOC07Metric reports fractions, Accuracy percentages.
 METRICS = {'mAP': ('pascal_voc/', 100.0), 'top1': ('accuracy/', 1.0)}
+PREFIX = METRICS['mAP'][0]
 SEEDED = re.compile(r'^(?P<method>.+)_seed(?P<seed>\d+)$')
 
 
@@ -71,7 +71,8 @@ def compare_methods(runs: List[dict], baseline: Optional[str] = None,
     """One row per method, in the order of first appearance: n, seeds, mean ± std of the metric, the
     single run's bootstrap interval (n = 1), the difference to ``baseline`` paired by seed with its
     95 % interval (mmkd/statistics.py), ``paper(method, work_dir)``'s number if given, each class's
-    mean AP; ``points`` (per-seed values) and ``work_dirs`` for charts and look-ups."""
+    mean AP; ``points`` (per-seed values), ``cis`` (per-seed bootstrap intervals, None where not
+    reported) and ``work_dirs`` for charts and look-ups."""
     methods: Dict[str, List[dict]] = {}
     for run in runs:
         methods.setdefault(run['method'], []).append(run)
@@ -106,6 +107,7 @@ def compare_methods(runs: List[dict], baseline: Optional[str] = None,
         for name in group[0]['classes']:
             row[name] = summarize([r['classes'][name] for r in group])['mean']
         row['points'] = [r['value'] for r in group]
+        row['cis'] = [r['ci'] for r in group]
         row['work_dirs'] = [r['work_dir'] for r in group]
         rows.append(row)
     return rows
@@ -136,6 +138,10 @@ def format_diff(row: dict) -> str:
     return f'{_signed(row["diff"])} [{_signed(row["diff low"])}, {_signed(row["diff high"])}]{mark}'
 
 
+COMPARISON_KEYS = ('method', 'metric', 'n', 'seeds', 'baseline', 'diff', 'diff low', 'diff high', 'diff excludes 0',
+                   'paired seeds', 'paper mAP', 'points', 'cis', 'work_dirs')
+
+
 def markdown_comparison(rows: List[dict]) -> str:
     metric = rows[0]['metric']
     classes = [k for k in rows[0] if k not in COMPARISON_KEYS and not k.startswith(metric)]
@@ -153,10 +159,6 @@ def markdown_comparison(rows: List[dict]) -> str:
             "t-interval; * marks an interval that excludes zero." if n_max > 1 else
             '\n\nOne run per method: no spread over seeds; [a, b] is the bootstrap interval over the test images.')
     return '\n'.join(lines) + note
-
-
-COMPARISON_KEYS = ('method', 'metric', 'n', 'seeds', 'baseline', 'diff', 'diff low', 'diff high', 'diff excludes 0',
-                   'paired seeds', 'paper mAP', 'points', 'work_dirs')
 
 
 def bar_chart(rows: List[dict], path: str, metric: str = 'mAP') -> None:

@@ -60,7 +60,7 @@ def main() -> int:
     table = markdown_comparison(rows)
     with open(osp.join(args.out_dir, 'results.md'), 'w') as f:
         f.write(table + '\n')
-    columns = [c for c in rows[0] if c not in ('work_dirs', 'points')]
+    columns = [c for c in rows[0] if c not in ('work_dirs', 'points', 'cis')]
     with open(osp.join(args.out_dir, 'results.csv'), 'w', newline='') as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction='ignore')
         writer.writeheader()

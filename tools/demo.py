@@ -34,7 +34,8 @@ from typing import Dict, List, Optional
 
 from mmkd import allow_mmengine_checkpoints
 from mmkd.datasets.demo_data import make_demo_data
-from mmkd.results import bar_chart, compare_methods, latest_metrics, markdown_comparison, read_runs
+from mmkd.results import (bar_chart, compare_methods, format_diff, format_value, latest_metrics, markdown_comparison,
+                          read_runs)
 from mmkd.statistics import summarize
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -212,19 +213,13 @@ def comparison(work_dir: str, stage: str, methods: List[str], seeds: List[int]) 
 
 def evaluation_interval(rows: List[dict]) -> Optional[float]:
     """The mean half-width of the detectors' bootstrap intervals over the test images, in mAP points."""
-    widths = []
-    for row in rows:
-        for work_dir in row['work_dirs']:
-            metrics = latest_metrics(work_dir)
-            if 'mAP_ci95_low' in metrics:
-                widths.append(50 * (metrics['mAP_ci95_high'] - metrics['mAP_ci95_low']))
+    widths = [(ci[1] - ci[0]) / 2 for row in rows for ci in row['cis'] if ci is not None]
     return summarize(widths)['mean'] if widths else None
 
 
 def results_table(teacher: dict, cls_rows: List[dict], det_rows: List[dict]) -> str:
     """Per method: top-1 and VOC07 mAP as mean ± std over the seeds, each with the difference to the
     student alone paired by seed and its 95 % interval (* where it excludes zero)."""
-    from mmkd.results import format_diff, format_value
     lines = ['| method | student top-1 (%) | Δ top-1 | VOC07 mAP (%) | Δ mAP |', '|---|---:|---:|---:|---:|',
              f'| teacher (ResNet-18 x0.5, seed {TEACHER_SEED}) | {teacher["top1"]:.1f} | | — | |']
     for cls_row, det_row in zip(cls_rows, det_rows):
