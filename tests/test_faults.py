@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.hooks import Hook
 from mmengine.logging import MessageHub
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
@@ -78,31 +79,96 @@ def test_skip_mode_skips_then_stops(tmp_path):
     assert finite_checkpoint(tmp_path / 'always' / 'iter_4.pth')  # the skipped iterations left no mark
 
 
+class WatchWeights(Hook):
+    """Records the iterations whose update changed the toy's weights."""
+
+    def __init__(self):
+        self.changed = []
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        self.before = runner.model.linear.weight.detach().clone()
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if not torch.equal(self.before, runner.model.linear.weight):
+            self.changed.append(runner.iter + 1)
+
+
 def test_skip_mode_keeps_the_accumulation_window(tmp_path):
     """accumulative_counts=2 and a NaN at iteration 3 (the first half of the second window): the
     optimizer still steps at iterations 2, 4 and 6, the one at 4 with iteration 4's gradient alone,
     and the weights stay finite."""
-    from mmengine.hooks import Hook
     cfg = Config.fromfile(TOY)
     cfg.merge_from_dict({'work_dir': str(tmp_path), 'train_cfg.max_iters': 6, 'model.nan_from': 3,
                          'model.nan_until': 4, 'optim_wrapper.accumulative_counts': 2,
                          'optim_wrapper.optimizer': dict(type='SGD', lr=0.1)})
-    changed = []
-
-    class WatchWeights(Hook):
-        def before_train_iter(self, runner, batch_idx, data_batch=None):
-            self.before = runner.model.linear.weight.detach().clone()
-
-        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-            if not torch.equal(self.before, runner.model.linear.weight):
-                changed.append(runner.iter + 1)
-
     cfg.custom_hooks = [dict(type='mmkd.NonFiniteGuardHook', mode='skip')]
     runner = Runner.from_cfg(cfg)
-    runner.register_hook(WatchWeights(), priority='LOWEST')
+    watch = WatchWeights()
+    runner.register_hook(watch, priority='LOWEST')
     runner.train()
-    assert changed == [2, 4, 6]
+    assert watch.changed == [2, 4, 6]
     assert all(bool(torch.isfinite(p).all()) for p in runner.model.parameters())
+
+
+def device_guarded_run(tmp_path, guard, watch=None, **cfg_options):
+    """The toy regressor under fused SGD (the optimizer takes the guard's device-side flag) with the
+    logger, and so the guard's checks, every 4 iterations."""
+    cfg = Config.fromfile(TOY)
+    cfg.merge_from_dict({'work_dir': str(tmp_path), 'optim_wrapper.optimizer.fused': True,
+                         'default_hooks.logger.interval': 4, **cfg_options})
+    cfg.custom_hooks = [dict(type='mmkd.NonFiniteGuardHook', **guard)]
+    runner = Runner.from_cfg(cfg)
+    if watch is not None:
+        runner.register_hook(watch, priority='LOWEST')
+    return runner
+
+
+def test_device_guard_stops_at_its_check_without_a_bad_update_or_checkpoint(tmp_path):
+    watch = WatchWeights()
+    runner = device_guarded_run(tmp_path, dict(), watch, **{'train_cfg.max_iters': 8, 'model.nan_from': 3})
+    with pytest.raises(NonFiniteError, match=r'non-finite loss at iteration 3: loss_mse=nan\. Training stopped '
+                                             r'at iteration 4; no non-finite update was applied'):
+        runner.train()
+    assert runner.optim_wrapper.step.__name__ == 'device_guarded_step'
+    assert watch.changed == [1, 2]                       # iterations 3 and 4 skipped on the device
+    assert finite_checkpoint(tmp_path / 'iter_2.pth') and not (tmp_path / 'iter_4.pth').exists()
+
+
+def test_device_guard_skip_mode_counts_at_the_checks(tmp_path, capsys):
+    watch = WatchWeights()
+    runner = device_guarded_run(tmp_path, dict(mode='skip', max_skips=3), watch,
+                                **{'train_cfg.max_iters': 12, 'model.nan_from': 3, 'model.nan_until': 5,
+                                   'default_hooks.checkpoint.interval': 12})
+    runner.train()
+    assert watch.changed == [1, 2, 5, 6, 7, 8, 9, 10, 11, 12]
+    assert runner.hooks[[type(h).__name__ for h in runner.hooks].index('NonFiniteGuardHook')].skipped == 2
+    assert all(bool(torch.isfinite(p).all()) for p in runner.model.parameters())
+    runner = device_guarded_run(tmp_path / 'always', dict(mode='skip', max_skips=3), None,
+                                **{'train_cfg.max_iters': 12, 'model.nan_from': 3, 'default_hooks.checkpoint.interval': 12})
+    with pytest.raises(NonFiniteError, match=r'iteration 5: loss_mse=nan \(6 bad iterations, more than max_skips=3\)'):
+        runner.train()
+
+
+def test_device_guard_catches_nan_gradients_under_a_finite_loss(tmp_path):
+    watch = WatchWeights()
+    runner = device_guarded_run(tmp_path, dict(), watch, **{'train_cfg.max_iters': 8, 'model.nan_from': 3,
+                                                            'model.nan_grad': True})
+    with pytest.raises(NonFiniteError, match=r'non-finite gradient at iteration 3 \(finite loss; '):
+        runner.train()
+    assert watch.changed == [1, 2]
+
+
+def test_device_guard_decides_its_first_step_on_the_host(tmp_path):
+    """torch's fused SGD, told to skip its first step, leaves its momentum buffer uninitialised."""
+    runner = device_guarded_run(tmp_path, dict(), None, **{'train_cfg.max_iters': 4, 'model.nan_from': 1})
+    with pytest.raises(NonFiniteError, match=r'non-finite loss at iteration 1: loss_mse=nan\. Training stopped at '
+                                             r'iteration 1'):
+        runner.train()
+    runner = device_guarded_run(tmp_path / 'skip', dict(mode='skip'), None,
+                                **{'train_cfg.max_iters': 4, 'model.nan_from': 1, 'model.nan_until': 2})
+    runner.train()
+    momentum = runner.optim_wrapper.optimizer.state[runner.model.linear.weight]['momentum_buffer']
+    assert bool(torch.isfinite(momentum).all())
 
 
 def test_nan_distillation_term_is_named(tmp_path, teacher_checkpoint):
