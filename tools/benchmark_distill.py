@@ -35,10 +35,10 @@ import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
-from mmengine.structures import BaseDataElement, InstanceData
+from mmengine.structures import InstanceData
 
 import mmkd  # noqa: F401
-from mmkd.benchmark import peak_mib, timed_ms
+from mmkd.benchmark import classification_batch, count_flops, drop_weights, matmul_tflops, peak_mib, timed_ms
 from mmkd.distill import DistillationHook
 from mmkd.registry import MODELS
 
@@ -61,25 +61,6 @@ class _Runner:
 
     def __init__(self, model):
         self.model = model
-
-
-def drop_weights(cfg) -> None:
-    """No checkpoints: random teacher and student weights (init_cfg may name a download)."""
-    if isinstance(cfg, dict):
-        for key in ('init_cfg', 'checkpoint'):
-            cfg.pop(key, None)
-        for value in cfg.values():
-            drop_weights(value)
-    elif isinstance(cfg, list):
-        for value in cfg:
-            drop_weights(value)
-
-
-def classification_batch(size: dict, rng) -> dict:
-    n, s = size['batch'], size['image']
-    return dict(inputs=[torch.from_numpy(rng.integers(0, 256, (3, s, s), dtype=np.uint8)) for _ in range(n)],
-                data_samples=[BaseDataElement(gt_label=torch.tensor(int(rng.integers(0, 1000))))
-                              for _ in range(n)])
 
 
 def detection_batch(size: dict, rng) -> dict:
@@ -183,23 +164,6 @@ def interleaved(parts: Dict[str, Callable], device, warmup: int, steps: int) -> 
         for name in names[step % len(names):] + names[:step % len(names)]:
             times[name].append(timed_ms(parts[name], device))
     return {name: statistics.median(values) for name, values in times.items()}
-
-
-def count_flops(fn: Callable) -> int:
-    from torch.utils.flop_counter import FlopCounterMode
-    counter = FlopCounterMode(display=False)
-    with counter:
-        fn()
-    return counter.get_total_flops()
-
-
-def matmul_tflops(device) -> float:
-    a = torch.randn(8192, 8192, device=device, dtype=torch.bfloat16)
-    b = torch.randn(8192, 8192, device=device, dtype=torch.bfloat16)
-    for _ in range(3):
-        a @ b
-    ms = statistics.median(timed_ms(lambda: a @ b, device) for _ in range(10))
-    return 2 * 8192**3 / ms / 1e9
 
 
 def main() -> None:

@@ -61,9 +61,14 @@ class DKDLoss(nn.Module):
                 'DKDLoss expects student and teacher logits of the same shape (N, K), K >= 2, and N '
                 f'labels; got student {tuple(student_logits.shape)}, teacher '
                 f'{tuple(teacher_logits.shape)}, labels {tuple(gt_labels.shape)}.')
-        if gt_labels.min() < 0 or gt_labels.max() >= student_logits.shape[1]:
-            raise ValueError(f'DKDLoss labels must be in [0, {student_logits.shape[1]}), got '
-                             f'{gt_labels.min().item()}..{gt_labels.max().item()}.')
+        num_classes = student_logits.shape[1]
+        if gt_labels.device.type == 'cpu':
+            if gt_labels.min() < 0 or gt_labels.max() >= num_classes:
+                raise ValueError(f'DKDLoss labels must be in [0, {num_classes}), got '
+                                 f'{gt_labels.min().item()}..{gt_labels.max().item()}.')
+        else:   # checked on the device: reading the labels on the host would wait for it every step
+            torch._assert_async(((gt_labels >= 0) & (gt_labels < num_classes)).all(),
+                                f'DKDLoss labels must be in [0, {num_classes}).')
         t = self.temperature
         is_target = F.one_hot(gt_labels.long(), student_logits.shape[1]).bool()
         z_s, z_t = upcast(student_logits) / t, upcast_target(teacher_logits) / t

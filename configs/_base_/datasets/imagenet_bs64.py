@@ -16,7 +16,7 @@ test_pipeline = [
 # default_collate stacks each batch in the worker: one shared-memory tensor to the trainer instead
 # of 64 (tools/benchmark_input.py).
 train_dataloader = dict(
-    batch_size=64, num_workers=8, persistent_workers=True, collate_fn=dict(type='default_collate'),
+    batch_size=64, num_workers=8, persistent_workers=True, pin_memory=True, collate_fn=dict(type='default_collate'),
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(type='ImageNet', data_root=data_root, split='train', pipeline=train_pipeline))
 val_dataloader = dict(

@@ -6,5 +6,6 @@ model = dict(
     type='Distiller',
     student={{_base_.model}},
     teacher=dict(config='{{ fileDirname }}/../../imagenet/resnet101_teacher.py',
-                 checkpoint='data/pretrained/resnet101.pth'),  # tools/convert_torchvision_resnet.py
+                 checkpoint='data/pretrained/resnet101.pth',  # tools/convert_torchvision_resnet.py
+                 channels_last=True),
     distill=[])
