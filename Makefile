@@ -35,11 +35,12 @@ test-numerics: setup
 demo: setup
 	$(PYTHON) tools/demo.py $(DEMO_ARGS)
 
-# The loss table, the distillation-step table and the input-pipeline table (docs/benchmarks.md);
-# BENCH_ARGS="--device cuda" for the first two on a GPU.
+# The loss, distillation-step, throughput and input-pipeline tables (docs/benchmarks.md);
+# BENCH_ARGS="--device cuda" for the first three on a GPU.
 bench: setup
 	$(PYTHON) tools/benchmark_losses.py $(BENCH_ARGS)
 	$(PYTHON) tools/benchmark_distill.py $(BENCH_ARGS)
+	$(PYTHON) tools/benchmark_throughput.py $(BENCH_ARGS)
 	$(PYTHON) tools/benchmark_input.py
 
 # dist/gpu-kit/: wheels + install.sh for a GPU machine without a package index (README).
