@@ -141,7 +141,8 @@ def test_channels_last_student_equals_nchw():
 @pytest.mark.numerics
 def test_compile_key_equals_eager(tmp_path, teacher_checkpoint, monkeypatch):
     """The config's compile=True (mmengine compiles the train step; dynamo compiles the student's and
-    the teacher's forwards with their taps): the same losses and weights as eager after 3 steps."""
+    the teacher's forwards with their taps) under the ImageNet configs' fused SGD and the guard's
+    device path: the same losses and weights as eager after 3 steps."""
     import tempfile
 
     import torch._dynamo
@@ -158,6 +159,7 @@ def test_compile_key_equals_eager(tmp_path, teacher_checkpoint, monkeypatch):
     runs = {}
     for compiled in (False, True):
         cfg = runner_cfg(tmp_path / str(compiled), model, max_iters=3, hooks=[dict(type='NonFiniteGuardHook')],
+                         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9, fused=True)),
                          **(dict(compile=True) if compiled else {}))
         torch._dynamo.reset()
         torch._dynamo.utils.counters.clear()
@@ -189,4 +191,6 @@ def test_benchmark_throughput_runs_on_the_cpu(tmp_path):
     row = next(line for line in table.splitlines() if line.startswith('| kd_nst |'))
     cells = [c.strip() for c in row.strip('|').split('|')]
     assert cells[1] == '4' and float(cells[2]) > 0 and float(cells[3]) > 0
-    assert abs(float(cells[4]) - float(cells[3]) / float(cells[2])) <= 0.002   # runner/loop = loop rate / runner rate
+    runner, loop, ratio = float(cells[2]), float(cells[3]), float(cells[4])
+    # runner/loop step time = loop rate / runner rate, up to the rounding of the printed numbers
+    assert abs(ratio - loop / runner) <= loop / runner * (0.05 / runner + 0.05 / loop) + 0.0005

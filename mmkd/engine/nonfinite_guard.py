@@ -21,8 +21,8 @@ It decides in one of two ways, chosen from the optimizer wrapper when training s
   iteration and its non-finite terms, ``skip`` counts. So no non-finite update is ever applied; in
   ``stop`` mode the good iterations between the bad one and the next check still train. With
   gradient accumulation a bad micro-batch spoils its window's summed gradient: the window's step
-  is skipped. The first step of a plain wrapper is checked on the host (torch's fused SGD leaves an
-  uninitialised momentum buffer when its first step is skipped).
+  is skipped. A plain wrapper's first step of a run is checked on the host (torch's fused SGD leaves
+  an uninitialised momentum buffer when its first step is skipped).
 * **On the host** otherwise (a plain optimizer, or ``check_interval=1``): the total loss is checked
   before ``backward``, so a bad iteration never changes the weights, and the gradients before each
   step (a finite loss can have non-finite gradients: a norm or a square root at 0). The error names
@@ -47,6 +47,9 @@ from mmengine.optim import OptimWrapper
 from mmkd.registry import HOOKS
 
 MODES = ('stop', 'skip')
+# The guard's wrappers run eagerly under a config's compile=True (mmengine compiles the train step
+# that calls them): traced, the optimizer's found_inf handshake (set, step, delete) was lost.
+eager = torch.compiler.disable
 
 
 class NonFiniteError(FloatingPointError):
@@ -109,9 +112,11 @@ class NonFiniteGuardHook(Hook):
         self._losses: Optional[dict] = None
         self._window_has_gradients = False
         self._pending: Optional[dict] = None   # the device-side record since the last check
+        self._stepped = False                   # has the device path's optimizer stepped in this run?
 
     # ----------------------------------------------------------------- set-up
     def before_train(self, runner) -> None:
+        self._pending, self._stepped = None, False
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         parse_losses = model.parse_losses
 
@@ -148,7 +153,7 @@ class NonFiniteGuardHook(Hook):
             self._skip_micro_batch(optim_wrapper)
             return None
 
-        optim_wrapper.update_params = guarded_update_params
+        optim_wrapper.update_params = eager(guarded_update_params)
         if isinstance(optim_wrapper, OptimWrapper) and not amp:
             # AMP's loss scaler already skips steps with non-finite gradients; a plain wrapper would apply them.
             step = optim_wrapper.step
@@ -162,7 +167,7 @@ class NonFiniteGuardHook(Hook):
                 optim_wrapper.zero_grad()
                 return None
 
-            optim_wrapper.step = guarded_step
+            optim_wrapper.step = eager(guarded_step)
 
     def _guard_on_device(self, runner, optim_wrapper, names: dict, amp: bool) -> None:
         update_params = optim_wrapper.update_params
@@ -172,7 +177,7 @@ class NonFiniteGuardHook(Hook):
             self._losses = None
             return update_params(loss, *args, **kwargs)
 
-        optim_wrapper.update_params = recording_update_params
+        optim_wrapper.update_params = eager(recording_update_params)
         if amp:
             return   # the loss scaler skips every step with a non-finite gradient, on the device with fused optimizers
         optimizer = optim_wrapper.optimizer
@@ -183,7 +188,7 @@ class NonFiniteGuardHook(Hook):
             params = [p for group in optimizer.param_groups for p in group['params'] if p.grad is not None]
             if not params:
                 return step(**kwargs)
-            if any(p not in optimizer.state for p in params):
+            if not self._stepped:
                 return host_step(**kwargs)
             found = _nonfinite_flag([p.grad for p in params], params[0])
             window = self._pending['window_loss_bad'] if self._pending else None
@@ -198,11 +203,11 @@ class NonFiniteGuardHook(Hook):
             finally:
                 del optimizer.found_inf
 
-        optim_wrapper.step = device_guarded_step
+        optim_wrapper.step = eager(device_guarded_step)
 
     def _guard_on_host_step(self, runner, optim_wrapper, names: dict, step):
-        """The device path's first step, decided on the host (once): the window's loss flag, then
-        the gradients, as the host path does."""
+        """The device path's steps until one has been applied, decided on the host: the window's
+        loss flag, then the gradients, as the host path does (usually just the first step)."""
         def host_step(**kwargs):
             window = self._pending['window_loss_bad'] if self._pending else None
             if window is not None and _bad_on_any_rank(window):
@@ -214,6 +219,7 @@ class NonFiniteGuardHook(Hook):
                 self._pending['window_loss_bad'] = None
             bad = self._nonfinite_gradients(optim_wrapper, names)
             if bad is None:
+                self._stepped = True
                 return step(**kwargs)
             self._bad_iteration(runner, f'non-finite gradient at iteration {runner.iter + 1} (finite loss): {bad}')
             optim_wrapper.zero_grad()
