@@ -139,11 +139,24 @@ def add_distill_diagnostics(cfg: Config) -> None:
     cfg.custom_hooks = [*hooks, dict(type='mmkd.DistillDiagnosticsHook')]
 
 
+def compile_distiller_forwards(cfg: Config) -> None:
+    """A config's ``compile`` with an ``mmkd.Distiller`` model compiles the student's and the
+    teacher's forwards (``Distiller(compile=...)``) instead of mmengine's whole train step, whose
+    distillation engine would recompile it at every iteration."""
+    if not cfg.get('compile') or not str(cfg.model.get('type', '')).endswith('Distiller'):
+        return
+    cfg.model.compile = cfg.compile
+    cfg.compile = None
+    print_log('compile: the Distiller compiles its student and teacher forwards (the distillation engine '
+              'between them stays eager); the first iterations are slow.', logger='current')
+
+
 def build_runner(cfg: Config) -> Runner:
     """The runner of ``cfg``, with torch's weights_only loader able to read mmengine checkpoints
     (``--resume``, ``load_from``)."""
     allow_mmengine_checkpoints()
     prepare_cpu_distributed(cfg)
+    compile_distiller_forwards(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     # Which mmcv ops ran (compiled kernels or mmkd's torchvision layer) belongs with the run's numbers.
     backend = mmcv_ops_backend()

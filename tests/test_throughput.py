@@ -13,6 +13,7 @@ from mmengine.runner import Runner
 from mmengine.structures import BaseDataElement
 
 import mmkd
+from mmkd.cli import build_runner
 from mmkd.registry import MODELS
 from test_distill import STUDENT, TEACHER, runner_cfg, teacher_checkpoint  # noqa: F401 (fixture)
 
@@ -44,6 +45,17 @@ class KeepInitialWeights(Hook):
 
     def before_train(self, runner):
         self.state = {k: v.clone() for k, v in runner.model.student.state_dict().items()}
+
+
+class CountGraphs(Hook):
+    """How many graphs dynamo has compiled after each training iteration."""
+
+    def __init__(self):
+        self.after = []
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        import torch._dynamo
+        self.after.append(torch._dynamo.utils.counters['stats']['unique_graphs'])
 
 
 class HostReads(list):
@@ -142,7 +154,7 @@ def test_channels_last_student_equals_nchw():
 def test_compile_key_equals_eager(tmp_path, teacher_checkpoint, monkeypatch):
     """The config's compile=True (mmengine compiles the train step; dynamo compiles the student's and
     the teacher's forwards with their taps) under the ImageNet configs' fused SGD and the guard's
-    device path: the same losses and weights as eager after 3 steps."""
+    device path: the same losses and weights as eager after 4 steps, and no recompilation once warm."""
     import tempfile
 
     import torch._dynamo
@@ -158,22 +170,24 @@ def test_compile_key_equals_eager(tmp_path, teacher_checkpoint, monkeypatch):
                                teacher='backbone.layer4')])
     runs = {}
     for compiled in (False, True):
-        cfg = runner_cfg(tmp_path / str(compiled), model, max_iters=3, hooks=[dict(type='NonFiniteGuardHook')],
+        cfg = runner_cfg(tmp_path / str(compiled), model, max_iters=4, hooks=[dict(type='NonFiniteGuardHook')],
                          optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9, fused=True)),
                          **(dict(compile=True) if compiled else {}))
         torch._dynamo.reset()
         torch._dynamo.utils.counters.clear()
         toy_parts.RecordLossesHook.records = []
-        runner = Runner.from_cfg(cfg)
-        initial = KeepInitialWeights()
+        runner = build_runner(cfg)   # tools/train.py's: a Distiller's compile goes to its forwards
+        initial, graphs = KeepInitialWeights(), CountGraphs()
         runner.register_hook(initial)
+        runner.register_hook(graphs)
         runner.train()
         runs[compiled] = initial.state, runner.model.student.state_dict(), list(toy_parts.RecordLossesHook.records)
-    assert torch._dynamo.utils.counters['stats']['unique_graphs'] > 0   # it did compile
+    assert graphs.after[0] > 0                      # it did compile
+    assert graphs.after[1] == graphs.after[2]       # and compiled nothing more once warm (no recompiles)
     for eager, compiled in zip(runs[False][2], runs[True][2]):
         for name in eager:
             assert abs(compiled[name] - eager[name]) <= REORDERED_FP32 * max(abs(eager[name]), 1e-3), name
-    # The weights' change over the 3 steps, all tensors as one vector: a norm-wise bound, since single
+    # The weights' change over the 4 steps, all tensors as one vector: a norm-wise bound, since single
     # elements (a batch-norm bias's gradient, a sum of 4096 terms that nearly cancel) have no relative one.
     names = [n for n, v in runs[False][0].items() if v.is_floating_point()]
     assert all(torch.equal(runs[True][0][n], runs[False][0][n]) for n in names)   # the same start
@@ -187,7 +201,8 @@ def test_benchmark_throughput_runs_on_the_cpu(tmp_path):
                           cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     table = out.read_text()
-    assert 'Command: `python tools/benchmark_throughput.py --device cpu --batches 4`' in table
+    assert ('Command: `python tools/benchmark_throughput.py --device cpu --cases kd_nst --paths runner loop '
+            '--batches 4 --image 64 --steps 3 --warmup 2`') in table
     row = next(line for line in table.splitlines() if line.startswith('| kd_nst |'))
     cells = [c.strip() for c in row.strip('|').split('|')]
     assert cells[1] == '4' and float(cells[2]) > 0 and float(cells[3]) > 0

@@ -213,8 +213,9 @@ def main(argv: List[str] = None) -> None:
     lines = [f'Device: {name}; torch {torch.__version__}' +
              (f' (CUDA {torch.version.cuda}), bf16 AMP' if cuda else f', {torch.get_num_threads()} threads, float32') +
              f'; {args.image}x{args.image} images; {args.steps} timed steps after {args.warmup} warm-up.',
-             f'Command: `python tools/benchmark_throughput.py --device {args.device} --batches '
-             f'{" ".join(map(str, args.batches))}`.', '']
+             f'Command: `python tools/benchmark_throughput.py --device {args.device} --cases {" ".join(args.cases)} '
+             f'--paths {" ".join(args.paths)} --batches {" ".join(map(str, args.batches))} --image {args.image} '
+             f'--steps {args.steps} --warmup {args.warmup}`.', '']
     peak_tflops = matmul_tflops(device) if cuda else None
     if cuda:
         lines += [f'bf16 8192^3 matrix product in this run: {peak_tflops:.0f} TFLOP/s.', '']

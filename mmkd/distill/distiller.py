@@ -1,5 +1,5 @@
 """Front door 2: ``mmkd.Distiller``, a model that wraps a student and distils a frozen teacher."""
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Union
 
 import torch
 from mmengine.logging import print_log
@@ -25,13 +25,17 @@ class Distiller(BaseModel):
     term's gradient share every 50 iterations and ``teacher_check=dict(num_batches=4, strict=False)``
     scores the teacher before training (``mmkd.DistillDiagnosticsHook``, which tools/train.py adds,
     runs and logs both; None: off); terms with ``loss_weight='auto'`` keep their calibrated weights
-    under ``auto_weights.``.
+    under ``auto_weights.``. ``compile=True`` (or a dict of ``torch.compile`` options; a config's
+    top-level ``compile`` comes here through tools/train.py) compiles the student's and the teacher's
+    forwards, taps included; the engine between them stays eager: traced, its per-iteration state
+    (schedules, counters) recompiled mmengine's compiled train step at every iteration.
     """
 
     def __init__(self, student: dict, teacher: dict, distill: List[dict], two_stage: Optional[dict] = None,
                  grad_share: Optional[dict] = dict(interval=GRAD_SHARE_INTERVAL),
                  teacher_check: Optional[dict] = TEACHER_CHECK,
-                 data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None) -> None:
+                 data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None,
+                 compile: Union[bool, dict] = False) -> None:
         if data_preprocessor is not None:
             # The runner hands a config's top-level data_preprocessor to the model: it is the student's.
             student = dict(student)
@@ -45,6 +49,14 @@ class Distiller(BaseModel):
                                                      self.connectors, grad_share)
         if len(self.engine.auto_weights):
             self.auto_weights = self.engine.auto_weights   # calibrated weights: saved, resumed
+        if compile:
+            options = {} if compile is True else dict(compile)
+            teacher_model = self.engine.teacher
+            # The engine runs the teacher's backbone or neck alone when the taps are there.
+            for module in (self.student, teacher_model, getattr(teacher_model, 'backbone', None),
+                           getattr(teacher_model, 'neck', None)):
+                if isinstance(module, nn.Module):
+                    module.compile(**options)   # in place: state-dict keys unchanged
         self._register_load_state_dict_pre_hook(self._student_keys_into_place)
 
     @property
