@@ -289,8 +289,9 @@ class NonFiniteGuardHook(Hook):
         p['bad_iterations'].zero_()
         p['first_loss'].fill_(-1)
         p['first_grad'].fill_(-1)
-        segments = p['earlier'] + [(p['names'], p['first_values'])]
+        segments = p['earlier'] + [(p['names'], p['first_values'].clone())]
         p['earlier'] = []
+        p['first_values'].zero_()   # the next window names only its own terms
         if not bad:
             return
         if first_loss >= 0 and (first_grad < 0 or first_loss <= first_grad):
