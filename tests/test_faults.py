@@ -171,6 +171,25 @@ def test_device_guard_decides_its_first_step_on_the_host(tmp_path):
     assert bool(torch.isfinite(momentum).all())
 
 
+@pytest.mark.slow
+def test_device_guard_ranks_stop_together(tmp_path):
+    """2 processes (tools/dist_train.sh, gloo), fused SGD, a NaN loss on rank 1 only from iteration 3:
+    the step flag is common, so both ranks skip the update and both stop at the check of iteration 4
+    (neither waits in a collective for the other), before the checkpoint of iteration 4."""
+    env = dict(os.environ, PYTHON=sys.executable, PORT=str(29700 + os.getpid() % 200),
+               PYTHONPATH=FIXTURES, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='')
+    proc = subprocess.run(['bash', osp.join(REPO, 'tools', 'dist_train.sh'), TOY, '2', '--work-dir', str(tmp_path),
+                           '--cfg-options', 'train_cfg.max_iters=8', 'model.nan_from=3', 'model.nan_rank=1',
+                           'optim_wrapper.optimizer.fused=True', 'default_hooks.logger.interval=4',
+                           'default_hooks.checkpoint.interval=2'],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert 'non-finite loss at iteration 3: loss_mse=nan. Training stopped at iteration 4' in out   # rank 1
+    assert 'non-finite gradient at iteration 3 (finite loss' in out                                  # rank 0
+    assert finite_checkpoint(tmp_path / 'iter_2.pth') and not (tmp_path / 'iter_4.pth').exists()
+
+
 def test_nan_distillation_term_is_named(tmp_path, teacher_checkpoint):
     teacher = torch.load(teacher_checkpoint, weights_only=True)
     teacher['state_dict']['backbone.layer4.1.conv2.weight'].fill_(float('nan'))

@@ -39,7 +39,7 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.distributed as dist
-from mmengine.hooks import Hook, LoggerHook
+from mmengine.hooks import CheckpointHook, Hook, LoggerHook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapper
@@ -265,21 +265,33 @@ class NonFiniteGuardHook(Hook):
         p['window_loss_bad'] = None
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        if self.on_device and (self.every_n_train_iters(runner, self.check_interval) or self.is_last_train_iter(runner)):
+        # Also where a checkpoint follows (this hook runs before CheckpointHook's): checkpoints are
+        # saved by rank 0 alone, so the check that must precede them, a collective, happens here.
+        if self.on_device and (self.every_n_train_iters(runner, self.check_interval) or self.is_last_train_iter(runner)
+                               or self._iteration_checkpoint_due(runner)):
             self.check(runner)
+
+    def after_train_epoch(self, runner) -> None:
+        if self.on_device:
+            self.check(runner)   # before an epoch's checkpoint
 
     def after_train(self, runner) -> None:
         if self.on_device:
             self.check(runner)
 
-    def check(self, runner) -> None:
+    def _iteration_checkpoint_due(self, runner) -> bool:
+        return any(isinstance(h, CheckpointHook) and not h.by_epoch and self.every_n_train_iters(runner, h.interval)
+                   for h in runner.hooks)
+
+    def check(self, runner, collective: bool = True) -> None:
         """Read the device-side record (one host synchronisation): ``stop`` raises at a bad
-        iteration, ``skip`` counts the skipped ones and raises past ``max_skips``."""
+        iteration, ``skip`` counts the skipped ones and raises past ``max_skips``. ``collective``:
+        the ranks agree first (every rank must call it)."""
         p = self._pending
         if p is None:
             return
         record = torch.stack([p['bad_iterations'], p['first_loss'].float(), p['first_grad'].float()])
-        if _distributed():
+        if collective and _distributed():
             # Every rank takes the same branch: the most bad iterations any rank saw (the per-step
             # flags are already common; a loss flag is each rank's own).
             most = record[:1].clone()
@@ -368,7 +380,8 @@ class NonFiniteGuardHook(Hook):
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         if self.on_device:
-            self.check(runner)   # a bad iteration since the last check stops the run before this checkpoint
+            # Rank 0 alone saves: a local read (the collective check ran in after_train_iter/epoch).
+            self.check(runner, collective=False)
         for name, value in checkpoint.get('state_dict', {}).items():
             if isinstance(value, torch.Tensor) and value.is_floating_point() and \
                     not bool(torch.isfinite(value).all()):
