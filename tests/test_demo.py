@@ -14,16 +14,24 @@ from mmengine.registry import init_default_scope
 
 from config_families import resolve
 from mmkd.registry import MODELS
+from mmkd.results import compare_methods, read_runs
 from tools import demo
 from mmkd.datasets.demo_data import DIGIT_CLASSES, make_demo_data
 
 
 def test_demo_data_layouts(tmp_path):
-    root = make_demo_data(str(tmp_path / 'data'), det_trainval=5, det_test=3, cls_train=40)
+    root = make_demo_data(str(tmp_path / 'data'), det_trainval=5, det_test=3, cls_train=40, labelled_per_class=2)
     train = sorted((root / 'digits' / 'train').iterdir())
     assert [p.name for p in train] == list(DIGIT_CLASSES)
     assert sum(len(list(p.glob('*.JPEG'))) for p in train) == 40
-    assert sum(len(list(p.glob('*.JPEG'))) for p in (root / 'digits' / 'val').iterdir()) == 297
+    assert sum(len(list(p.glob('*.JPEG'))) for p in (root / 'digits' / 'val').iterdir()) == 597
+    # The students' labelled subset: at most 2 training digits of each class, each listed file there.
+    labelled = [line.split() for line in (root / 'digits' / 'meta' / 'train_labelled.txt').read_text().splitlines()]
+    counts = {}
+    for path, label in labelled:
+        assert (root / 'digits' / 'train' / path).is_file() and path.startswith(DIGIT_CLASSES[int(label)] + '/')
+        counts[label] = counts.get(label, 0) + 1
+    assert max(counts.values()) == 2 and len(labelled) == len(set(p for p, _ in labelled))
     voc = root / 'VOCdevkit' / 'VOC2007'
     ids = (voc / 'ImageSets' / 'Main' / 'test.txt').read_text().split()
     assert len(ids) == 3 and all((voc / 'JPEGImages' / f'{i}.jpg').is_file() for i in ids)
@@ -36,8 +44,11 @@ def test_demo_data_layouts(tmp_path):
             assert obj.findtext('name') in DIGIT_CLASSES
     # Same settings: reused, not rewritten.
     stamp = (root / 'demo_data.json').stat().st_mtime_ns
-    make_demo_data(str(tmp_path / 'data'), det_trainval=5, det_test=3, cls_train=40)
+    make_demo_data(str(tmp_path / 'data'), det_trainval=5, det_test=3, cls_train=40, labelled_per_class=2)
     assert (root / 'demo_data.json').stat().st_mtime_ns == stamp
+    # Other settings: made afresh, no image of the old split left behind.
+    make_demo_data(str(tmp_path / 'data'), det_trainval=5, det_test=3, cls_train=30, labelled_per_class=2)
+    assert sum(len(list(p.glob('*.JPEG'))) for p in (root / 'digits' / 'train').iterdir()) == 30
 
 
 @pytest.mark.slow
@@ -51,7 +62,7 @@ def test_demo_quick_profile_end_to_end(tmp_path, capsys):
     assert demo.main(args) == 0
     out = capsys.readouterr().out
     assert '(9/9) ' in out and f'{min(2, os.cpu_count())} at a time' in out
-    for name in ('results.md', 'map.png', 'loss_curves.png', 'grad_shares.png', 'attention.png'):
+    for name in ('results.md', 'map.png', 'convergence.png', 'loss_curves.png', 'grad_shares.png', 'attention.png'):
         assert (work_dir / name).stat().st_size > 0, name
     table = (work_dir / 'results.md').read_text()
     for label in ('teacher', 'student alone', 'KD+NST'):
@@ -78,6 +89,20 @@ def test_demo_quick_profile_end_to_end(tmp_path, capsys):
             losses[method, seed] = [r['loss'] for r in demo.scalar_records(str(work_dir / f'cls_{method}_seed{seed}'))
                                     if 'loss' in r]
     assert losses['baseline', 0] != losses['baseline', 1]   # the seeds are different runs
+    # Curves: every run validated at each of its 3 iterations, metrics logged at their iteration.
+    assert [x for x, _ in demo.metric_curve(str(work_dir / 'det_kd_nst_seed1'), 'det')] == [1, 2, 3]
+    assert [x for x, _ in demo.metric_curve(str(work_dir / 'cls_baseline_seed0'), 'cls')] == [1, 2, 3]
+    assert '## Convergence' in table and 'Resolution: ' in table
+
+    # Identical arms: the student alone's detector again, same seed, in another work dir: the paired
+    # difference is exactly 0 (the runs repeat exactly; the seed fixes head, data order and sampling).
+    for seed in (0, 1):
+        again = demo.Demo(str(tmp_path / 'again'), str(data_dir), demo.PROFILES['quick'], False, 'cpu', 1)
+        again.detector('baseline', seed, json.load(open(work_dir / f'cls_baseline_seed{seed}' / 'result.json')))
+    dirs = [str(work_dir / f'det_baseline_seed{s}') for s in (0, 1)] + [str(tmp_path / 'again' / f'det_baseline_seed{s}')
+                                                                          for s in (0, 1)]
+    rows = compare_methods(read_runs(dirs, ['alone'] * 2 + ['alone again'] * 2))
+    assert (rows[1]['diff'], rows[1]['diff low'], rows[1]['diff high']) == (0.0, 0.0, 0.0)
 
     # A second run reuses every finished run; one seed reuses seed 0's and says it has no spread.
     assert demo.main(args) == 0
@@ -86,6 +111,25 @@ def test_demo_quick_profile_end_to_end(tmp_path, capsys):
     assert demo.main(args[:-1] + ['1']) == 0
     assert capsys.readouterr().out.count(': reused') == 5
     assert 'One seed: no spread over seeds' in (work_dir / 'results.md').read_text()
+
+
+def test_iteration_seed_hook_gives_each_iteration_its_own_stream():
+    """The detector's draws at iteration i depend on (seed, i) alone, not on what earlier iterations
+    drew (which depends on the backbone): every arm of a seed samples alike."""
+    from types import SimpleNamespace
+
+    from mmkd.engine import IterationSeedHook
+
+    def draws(seed, iteration, consumed, hook_seed=None):
+        torch.rand(consumed)   # an earlier iteration's draws, as many as its proposals asked for
+        IterationSeedHook(hook_seed).before_train_iter(SimpleNamespace(seed=seed, iter=iteration), 0)
+        return torch.randperm(50)
+
+    assert torch.equal(draws(0, 7, consumed=3), draws(0, 7, consumed=1000))
+    assert not torch.equal(draws(0, 7, 3), draws(0, 8, 3)) and not torch.equal(draws(0, 7, 3), draws(1, 7, 3))
+    assert torch.equal(draws(5, 7, 3, hook_seed=1), draws(1, 7, 9))   # an explicit seed wins
+    with pytest.raises(ValueError, match='seed=-1'):
+        IterationSeedHook(-1)
 
 
 def test_scheduler_runs_jobs_after_what_they_need():

@@ -13,7 +13,7 @@ import pytest
 from mmdet.evaluation import eval_map
 
 from mmkd.evaluation.voc import VOC07Metric, bootstrap_interval, image_matches, map_of_images
-from mmkd.results import compare_methods, markdown_comparison, read_runs
+from mmkd.results import compare_methods, format_diff, markdown_comparison, read_runs
 from mmkd.statistics import paired_difference, summarize, t_cdf, t_quantile
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -89,6 +89,22 @@ def test_compare_methods_by_hand(seeded_runs):
     # Against another baseline, with its sign: baseline - kd = -3.
     rows = {row['method']: row for row in compare_methods(read_runs(seeded_runs), baseline='kd')}
     assert rows['baseline']['diff'] == pytest.approx(-3.0) and rows['baseline']['diff high'] < 0
+
+
+def test_identical_arms_differ_by_exactly_zero_and_runs_pair_by_seed(seeded_runs, tmp_path):
+    """Two arms with the same per-seed values: Δ 0 with the interval [0, 0]. The pairing is by seed,
+    not by the order the runs come in: reversed, kd's differences are still 3, 2, 4."""
+    twin = []
+    for seed, value in enumerate(RUNS['baseline']):
+        twin.append(str(tmp_path / f'twin_seed{seed}'))
+        write_run(twin[-1], {'pascal_voc/mAP': value / 100})
+    rows = compare_methods(read_runs(seeded_runs[:3] + twin, names=['alone'] * 3 + ['alone again'] * 3))
+    assert (rows[1]['diff'], rows[1]['diff low'], rows[1]['diff high']) == (0.0, 0.0, 0.0)
+    assert not rows[1]['diff excludes 0'] and format_diff(rows[1]) == '+0.0 [+0.0, +0.0]'
+    kd_reversed = list(reversed(seeded_runs[3:6]))
+    rows = {row['method']: row for row in compare_methods(read_runs(seeded_runs[:3] + kd_reversed))}
+    assert rows['kd']['points'] == pytest.approx([58.0, 54.0, 53.0]) and rows['kd']['diff'] == pytest.approx(3.0)
+    assert rows['kd']['diff low'] == pytest.approx(0.515862, abs=1e-5)
 
 
 def test_compare_methods_refuses_mixed_or_duplicate_runs(seeded_runs, tmp_path):

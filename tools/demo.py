@@ -1,19 +1,22 @@
 """The whole mission on small real data, on a CPU: distillation pretraining -> Faster R-CNN -> VOC07 mAP,
 over several seeds, with error bars.
 
-    python tools/demo.py [--seeds 3] [--methods kd nst_poly] [--jobs 2] [--redo] [--device cpu|cuda]
+    python tools/demo.py [--seeds 3] [--methods kd nst_poly kd_nst] [--jobs 2] [--redo] [--device cpu|cuda]
 
-1. data: scikit-learn's handwritten digits as an ImageNet-layout classification set and a
-   VOCdevkit detection set (tools/demo_data.py; cached in data/demo/);
-2. a teacher (ResNet-18 x0.5, trained once) and students (Inception-BN x0.25): alone and distilled
-   with KD, AT, FitNet, NST-poly and KD+NST, each trained with tools/train.py --seed N for every seed
-   and validated at its last iteration;
-3. a Faster R-CNN on each student backbone (same seed), scored with VOC07 11-point mAP and its
-   bootstrap interval over the test images;
+1. data: scikit-learn's handwritten digits as an ImageNet-layout classification set (with a labelled
+   subset of 20 digits per class for the students) and a VOCdevkit detection set (tools/demo_data.py;
+   cached in data/demo/);
+2. a teacher (ResNet-18 x0.5, trained once on every training digit) and students (Inception-BN x0.25)
+   on the labelled subset: alone and distilled (by default KD and NST-poly; KD+NST, AT, FitNet on
+   request), each trained with tools/train.py --seed N for every seed, validated along the way;
+3. a Faster R-CNN on each student backbone (same seed: same head initialisation, data order and, through
+   mmkd.IterationSeedHook, the same sampling draws at each iteration), scored with VOC07 11-point mAP
+   and its bootstrap interval over the test images;
 4. work_dirs/demo/results.md: per method mean ± std over seeds and the difference to the student
    alone paired by seed with its 95 % interval (mmkd/statistics.py), the evaluation's own interval,
-   each term's last gradient share; map.png (means, std bars, every seed), loss_curves.png and
-   grad_shares.png (mean over seeds with a min-max band), attention.png.
+   where each curve plateaus, each term's last gradient share; map.png (means, std bars, every seed),
+   convergence.png (top-1 and mAP against iterations, mean over seeds with a min-max band),
+   loss_curves.png and grad_shares.png, attention.png.
 
 Runs go through the configs in configs/demo/, --jobs at a time (2 on a 2-core CPU, one thread each:
 two small jobs side by side train at almost twice the rate of one on both cores); a finished run
@@ -40,9 +43,8 @@ from mmkd.statistics import summarize
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
-METHODS = ('baseline', 'kd', 'at', 'fitnet', 'nst_poly', 'kd_nst', 'kd_nst_auto')
-# kd_nst_auto (KD+NST with loss_weight='auto') runs when asked for: --methods kd_nst_auto.
-DEFAULT_METHODS = METHODS[:6]
+METHODS = ('baseline', 'kd', 'nst_poly', 'kd_nst', 'at', 'fitnet', 'kd_nst_auto')
+DEFAULT_METHODS = METHODS[:3]
 LABELS = dict(baseline='student alone', kd='KD', at='AT', fitnet='FitNet', nst_poly='NST (poly)', kd_nst='KD+NST',
               kd_nst_auto='KD+NST, auto weights')
 CONFIGS = osp.join(REPO, 'configs', 'demo')
@@ -50,16 +52,22 @@ DETECTOR = osp.join(CONFIGS, 'digits_faster-rcnn_inception-bn_fpn.py')
 TEACHER_SEED = 0
 
 # Iterations and sizes. 'full' is `make demo`; 'quick' checks the pipeline end to end in the tests.
-# 300 detection test images: the bootstrap interval of one run's mAP (the evaluation's own
-# uncertainty) is then narrower than the spread over seeds (results.md reports both); 500 resamples
-# put about 12 in each 2.5 % tail, enough for a percentile interval, at half the cost of 1000.
-# 200 student and 200 detector iterations keep 3 seeds of 6 methods within 30 min of a fresh clone
-# on 2 cores (240 and 250 took 31.8 min).
+# Every schedule ends at learning rate 0 (warm-up, then cosine) and is long enough that its metric has
+# stopped rising (convergence.png shows the curves): the students learn from 20 labelled digits per
+# class (the teacher from all 1,200), so that the student alone stays far from the ceiling. Each run is
+# validated `points` times for the curves; 300 detection test images make the bootstrap interval
+# of one run's mAP (the evaluation's own uncertainty) narrower than the differences looked for; 500
+# resamples put about 12 in each 2.5 % tail. Detectors are validated 4 times (10 s each), students 8.
+# Default methods, what fits 3 seeds in 30 min: the student alone, KD (logits) and NST (the NST paper's
+# feature term); KD+NST, AT, FitNet and calibrated KD+NST on request (--methods).
 PROFILES = {
-    'full': dict(teacher_iters=400, student_iters=200, det_iters=200, cls_batch=64, det_batch=4, bootstrap=500,
-                 data=dict(det_trainval=300, det_test=300, cls_train=0)),
-    'quick': dict(teacher_iters=3, student_iters=3, det_iters=3, cls_batch=8, det_batch=2, bootstrap=50,
-                  data=dict(det_trainval=6, det_test=4, cls_train=60)),
+    'full': dict(teacher=dict(iters=800, batch=64, points=8, warmup=20),
+                 student=dict(iters=400, batch=32, points=8, warmup=20),
+                 detector=dict(iters=1200, batch=2, points=4, warmup=50), bootstrap=500,
+                 data=dict(det_trainval=300, det_test=300, cls_train=0, labelled_per_class=20)),
+    'quick': dict(teacher=dict(iters=3, batch=8, points=3, warmup=1), student=dict(iters=3, batch=8, points=3, warmup=1),
+                  detector=dict(iters=3, batch=2, points=3, warmup=1), bootstrap=50,
+                  data=dict(det_trainval=6, det_test=4, cls_train=60, labelled_per_class=2)),
 }
 
 
@@ -129,30 +137,33 @@ class Demo:
         self.say(f'({done}/{self.total_steps}) {message}')
 
     # ---------------------------------------------------------------- stages
-    def common_options(self, iters: int, batch: int) -> List[str]:
+    def common_options(self, stage: str) -> List[str]:
         # Data loading in the training process: with one thread per job, a loader worker would
         # compete for the job's core (measured: 0.29 s an iteration with one, 0.23 s without).
-        return [f'train_dataloader.batch_size={batch}', f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
+        iters, batch, points, warmup = (self.profile[stage][key] for key in ('iters', 'batch', 'points', 'warmup'))
+        return [f'train_dataloader.batch_size={batch}', f'train_cfg.max_iters={iters}',
+                f'train_cfg.val_interval={max(1, iters // points)}',
+                # the configs' two phases: linear warm-up, then cosine to learning rate 0 at the last iteration
+                f'param_scheduler.0.end={warmup}', f'param_scheduler.1.begin={warmup}', f'param_scheduler.1.end={iters}',
                 'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
                 'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
                 f'default_hooks.checkpoint.interval={iters}', f'default_hooks.logger.interval={log_interval(iters)}']
 
-    def classification_options(self, iters: int) -> List[str]:
+    def classification_options(self, stage: str) -> List[str]:
         digits = osp.join(self.data_dir, 'digits')
         return [f'train_dataloader.dataset.data_root={digits}', f'val_dataloader.dataset.data_root={digits}',
-                *self.common_options(iters, self.profile['cls_batch'])]
+                *self.common_options(stage)]
 
     def teacher(self) -> dict:
         config = osp.join(CONFIGS, 'digits_resnet18_teacher.py')
-        return self.run('cls_teacher', TEACHER_SEED, config, self.classification_options(self.profile['teacher_iters']),
-                        'accuracy/')
+        return self.run('cls_teacher', TEACHER_SEED, config, self.classification_options('teacher'), 'accuracy/')
 
     def student(self, method: str, seed: int, teacher_checkpoint: Optional[str]) -> dict:
         config = osp.join(CONFIGS, f'digits_inception_bn_{method}.py')
-        options = self.classification_options(self.profile['student_iters'])
+        options = self.classification_options('student')
         if method != 'baseline':
             options += [f'model.teacher.checkpoint={teacher_checkpoint}',
-                        f'model.grad_share.interval={log_interval(self.profile["student_iters"])}']
+                        f'model.grad_share.interval={log_interval(self.profile["student"]["iters"])}']
         return self.run(f'cls_{method}', seed, config, options, 'accuracy/')
 
     def detector(self, method: str, seed: int, student: dict) -> dict:
@@ -160,7 +171,7 @@ class Demo:
         # A Distiller checkpoint keeps the student under student.*: the detector loads its backbone there.
         prefix = 'backbone.' if method == 'baseline' else 'student.backbone.'
         options = [f'train_dataloader.dataset.data_root={voc}', f'val_dataloader.dataset.data_root={voc}',
-                   *self.common_options(self.profile['det_iters'], self.profile['det_batch']),
+                   *self.common_options('detector'),
                    f'val_evaluator.bootstrap={self.profile["bootstrap"]}',
                    f'model.backbone.init_cfg.checkpoint={student["checkpoint"]}', f'model.backbone.init_cfg.prefix={prefix}']
         return self.run(f'det_{method}', seed, DETECTOR, options, 'pascal_voc/')
@@ -231,6 +242,33 @@ def results_table(teacher: dict, cls_rows: List[dict], det_rows: List[dict]) -> 
     return '\n'.join(lines) + '\n'
 
 
+def half_width(row: dict) -> Optional[float]:
+    return None if row.get('diff low') is None else (row['diff high'] - row['diff low']) / 2
+
+
+def resolution(cls_rows: List[dict], det_rows: List[dict]) -> str:
+    """What the demo can resolve: the student alone's spread over seeds and the widest paired intervals."""
+    alone_det, alone_cls = det_rows[0], cls_rows[0]
+    widths = {stage: [w for w in map(half_width, rows) if w is not None]
+              for stage, rows in (('cls', cls_rows), ('det', det_rows))}
+    if not widths['det']:
+        return 'Resolution: one seed, or no method beside the student alone: no paired interval.\n'
+    return (f'Resolution: the student alone\'s detector {alone_det["mAP"]:.1f} ± {alone_det["mAP std"]:.1f} mAP over '
+            f'seeds (top-1 {alone_cls["top1"]:.1f} ± {alone_cls["top1 std"]:.1f} %); paired 95 % intervals '
+            f'± {min(widths["det"]):.1f} to ± {max(widths["det"]):.1f} mAP points and ± {min(widths["cls"]):.1f} to '
+            f'± {max(widths["cls"]):.1f} top-1 points wide.\n')
+
+
+def convergence_table(plateaus: Dict[str, Dict[str, Optional[int]]], profile: dict) -> str:
+    """Per method, where the mean curve over seeds comes within 1 point of its end (convergence.png)."""
+    lines = [f'Each schedule ends at learning rate 0 (students {profile["student"]["iters"]} iterations, detectors '
+             f'{profile["detector"]["iters"]}); from the iteration below the mean over seeds stays within 1 point '
+             'of its last value.\n', '| method | top-1 from iteration | mAP from iteration |', '|---|---:|---:|']
+    for method in plateaus['cls']:
+        lines.append(f'| {LABELS[method]} | {plateaus["cls"][method]} | {plateaus["det"][method]} |')
+    return '\n'.join(lines) + '\n'
+
+
 def curve_band(ax, runs: List[List[tuple]], label: str) -> None:
     """The mean over runs of (x, y) curves at the x's all runs have, and the min-max band."""
     import numpy as np
@@ -238,7 +276,7 @@ def curve_band(ax, runs: List[List[tuple]], label: str) -> None:
     if not common:
         return
     values = np.array([[dict(run)[x] for x in common] for run in runs])
-    line, = ax.plot(common, values.mean(0), label=label)
+    line, = ax.plot(common, values.mean(0), label=label, marker='.' if len(common) < 20 else None)
     if len(runs) > 1:
         ax.fill_between(common, values.min(0), values.max(0), color=line.get_color(), alpha=0.2, lw=0)
 
@@ -264,6 +302,68 @@ def loss_curves(work_dir: str, methods: List[str], seeds: List[int], path: str) 
         ax.set_xlabel('iteration')
         ax.set_yscale('log')
         ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# stage -> (the metric's log key, its factor to %, axis label)
+CURVE_METRICS = dict(cls=('accuracy/top1', 1.0, 'student top-1 (%)'), det=('pascal_voc/mAP', 100.0, 'VOC07 mAP (%)'))
+
+
+def metric_curve(run_dir: str, stage: str) -> List[tuple]:
+    """(iteration, metric in %) at each validation of a run."""
+    key, scale, _ = CURVE_METRICS[stage]
+    return [(r['step'], scale * r[key]) for r in scalar_records(run_dir) if key in r]
+
+
+def plateau_start(curve: List[tuple], tolerance: float = 1.0) -> Optional[int]:
+    """The first iteration from which every later point of ``curve`` ((x, y) in x order) lies within
+    ``tolerance`` of the last one: where the metric has stopped rising (or falling)."""
+    if not curve:
+        return None
+    last = curve[-1][1]
+    start = curve[-1][0]
+    for x, y in reversed(curve):
+        if abs(y - last) > tolerance:
+            break
+        start = x
+    return start
+
+
+def mean_curve(runs: List[List[tuple]]) -> List[tuple]:
+    """The mean over runs at the iterations every run has."""
+    common = sorted(set.intersection(*[{x for x, _ in run} for run in runs])) if runs else []
+    return [(x, summarize([dict(run)[x] for run in runs])['mean']) for x in common]
+
+
+def convergence(work_dir: str, methods: List[str], seeds: List[int]) -> Dict[str, Dict[str, Optional[int]]]:
+    """stage -> method -> where the mean curve over seeds plateaus (within 1 point of its end)."""
+    return {stage: {m: plateau_start(mean_curve([metric_curve(d, stage) for d in run_dirs(work_dir, stage, m, seeds)]))
+                    for m in methods} for stage in CURVE_METRICS}
+
+
+def convergence_figure(work_dir: str, methods: List[str], seeds: List[int], path: str) -> None:
+    """Students' top-1 and detectors' mAP against iterations: per method the mean over seeds with the
+    min-max band, and a marker where the mean stays within 1 point of its last value."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, (stage, (_, _, ylabel)) in zip(axes, CURVE_METRICS.items()):
+        for method in methods:
+            runs = [metric_curve(d, stage) for d in run_dirs(work_dir, stage, method, seeds)]
+            curve_band(ax, runs, LABELS[method])
+            mean = mean_curve(runs)
+            start = plateau_start(mean)
+            if start is not None:
+                ax.plot([start], [dict(mean)[start]], marker='o', mfc='none', color=ax.lines[-1].get_color())
+        ax.set_xlabel('student iteration' if stage == 'cls' else 'detector iteration')
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc='lower right')
+    fig.suptitle(f'convergence: mean over {len(seeds)} seed{"s" if len(seeds) > 1 else ""}, band min-max, '
+                 'o = from here within 1 point of the end', fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -431,20 +531,24 @@ def main(argv: Optional[List[str]] = None) -> int:
                'One seed: no spread over seeds, no interval for the differences. ')
             + (f'The evaluation\'s own uncertainty (bootstrap over the {profile["data"]["det_test"]} test images, one '
                f'run): ±{interval:.1f} mAP points on average.\n' if interval is not None else '\n'))
+    plateaus = convergence(args.work_dir, methods, seeds)
     with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
-        f.write('# mmkd digits demo\n\n' + table + note +
+        f.write('# mmkd digits demo\n\n' + table + note + '\n' + resolution(cls_rows, det_rows) +
+                '\n## Convergence\n\n' + convergence_table(plateaus, profile) +
                 '\n## Detection, per class (mean over seeds)\n\n' + markdown_comparison(det_rows) +
                 '\n\n## Gradient shares\n\n||grad term|| / ||grad task|| on the student parameters each term reaches, '
                 'at the last measurement (grad_shares.png: over training).\n\n' +
                 grad_share_table(args.work_dir, methods, seeds))
     bar_chart(det_rows, osp.join(args.work_dir, 'map.png'))
+    convergence_figure(args.work_dir, methods, seeds, osp.join(args.work_dir, 'convergence.png'))
     loss_curves(args.work_dir, methods, seeds, osp.join(args.work_dir, 'loss_curves.png'))
     grad_share_curves(args.work_dir, [m for m in methods if m != 'baseline'], seeds,
                       osp.join(args.work_dir, 'grad_shares.png'))
     students = {m: results[f'cls_{m}_0'] for m in methods}
     attention_figure(args.data_dir, results['teacher'], students, osp.join(args.work_dir, 'attention.png'))
-    print('\n' + table + note)
-    demo.say(f'wrote {args.work_dir}/results.md, map.png, loss_curves.png, grad_shares.png, attention.png')
+    print('\n' + table + note + '\n' + resolution(cls_rows, det_rows))
+    demo.say(f'wrote {args.work_dir}/results.md, map.png, convergence.png, loss_curves.png, grad_shares.png, '
+             'attention.png')
     return 0
 
 

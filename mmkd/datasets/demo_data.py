@@ -4,7 +4,11 @@ package): nothing is downloaded.
     python tools/demo_data.py data/demo [--det-trainval 300 --det-test 100]   (this module's main())
 
 - ``digits/{train,val}/digit_<k>/*.JPEG``: the ImageNet folder layout, 64x64 RGB (the 8x8 scans
-  upsampled, ink in a per-image colour on a dark background); 1,500 train / 297 val images.
+  upsampled, ink in a per-image colour on a dark background); 1,200 train / 597 val images.
+- ``digits/meta/train_labelled.txt``: the students' labelled subset, ``labelled_per_class`` training
+  digits of each class (drawn once, seed 0) as ``relative/path label`` lines: the teacher learns from
+  all training digits, the students from these few, so that a student alone stays well below the
+  teacher and there is room for distillation to show.
 - ``VOCdevkit/VOC2007``: 128x128 canvases with 2-4 digits pasted at 24-56 px, VOC XML annotations
   (boxes tight around the ink, 1-based), digits under 30 px marked ``difficult``, and
   ``ImageSets/Main/{trainval,test}.txt``. Test canvases use only digits from the val split.
@@ -12,6 +16,7 @@ package): nothing is downloaded.
 import argparse
 import json
 import os.path as osp
+import shutil
 from pathlib import Path
 from typing import List, Tuple
 
@@ -40,7 +45,7 @@ def colourise(scan: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarr
     return (np.clip(image, 0, 1) * 255).astype(np.uint8)
 
 
-def split(labels: np.ndarray, num_val: int = 297) -> Tuple[np.ndarray, np.ndarray]:
+def split(labels: np.ndarray, num_val: int = 597) -> Tuple[np.ndarray, np.ndarray]:
     order = np.random.default_rng(0).permutation(len(labels))
     return np.sort(order[num_val:]), np.sort(order[:num_val])
 
@@ -53,6 +58,19 @@ def write_classification(root: Path, scans: np.ndarray, labels: np.ndarray, indi
         image = colourise(scans[index], CLS_SIZE, rng)
         Image.fromarray(image).save(root / split_name / DIGIT_CLASSES[labels[index]] / f'{index:04d}.JPEG',
                                     quality=95)
+
+
+def write_labelled_list(root: Path, labels: np.ndarray, indices: np.ndarray, per_class: int) -> None:
+    """meta/train_labelled.txt: ``per_class`` of the training digits of each class (fewer where a class
+    has fewer), in the ImageNet list-file format."""
+    rng = np.random.default_rng(0)
+    lines = []
+    for label, cls in enumerate(DIGIT_CLASSES):
+        members = indices[labels[indices] == label]
+        chosen = np.sort(rng.choice(members, size=min(per_class, len(members)), replace=False))
+        lines += [f'{cls}/{index:04d}.JPEG {label}' for index in chosen]
+    (root / 'meta').mkdir(parents=True, exist_ok=True)
+    (root / 'meta' / 'train_labelled.txt').write_text('\n'.join(lines) + '\n')
 
 
 def ink_box(scan: np.ndarray, size: int) -> Tuple[int, int, int, int]:
@@ -117,15 +135,20 @@ def write_detection(root: Path, scans: np.ndarray, labels: np.ndarray, pools: di
         (voc / 'ImageSets' / 'Main' / f'{image_set}.txt').write_text('\n'.join(ids) + '\n')
 
 
-def make_demo_data(out_dir: str, det_trainval: int = 300, det_test: int = 100, cls_train: int = 0) -> Path:
+def make_demo_data(out_dir: str, det_trainval: int = 300, det_test: int = 100, cls_train: int = 0,
+                   labelled_per_class: int = 20) -> Path:
     """Write (or reuse, when made with the same settings) the demo data under out_dir.
 
     ``cls_train`` > 0 keeps only that many training digits (the quick test profile)."""
     root = Path(out_dir)
-    settings = dict(det_trainval=det_trainval, det_test=det_test, cls_train=cls_train, version=1)
+    settings = dict(det_trainval=det_trainval, det_test=det_test, cls_train=cls_train,
+                    labelled_per_class=labelled_per_class, version=2)
     marker = root / 'demo_data.json'
     if marker.is_file() and json.loads(marker.read_text()) == settings:
         return root
+    # Other settings: start afresh, or images of the old split would stay in the new one's folders.
+    for made in ('digits', 'VOCdevkit'):
+        shutil.rmtree(root / made, ignore_errors=True)
     scans, labels = load_digit_scans()
     train, val = split(labels)
     if cls_train:
@@ -133,6 +156,7 @@ def make_demo_data(out_dir: str, det_trainval: int = 300, det_test: int = 100, c
     rng = np.random.default_rng(0)
     write_classification(root / 'digits', scans, labels, train, 'train', rng)
     write_classification(root / 'digits', scans, labels, val, 'val', rng)
+    write_labelled_list(root / 'digits', labels, train, labelled_per_class)
     write_detection(root, scans, labels, dict(trainval=train, test=val),
                     dict(trainval=det_trainval, test=det_test), rng)
     marker.write_text(json.dumps(settings))
@@ -144,8 +168,9 @@ def main() -> None:
     parser.add_argument('out_dir', nargs='?', default='data/demo')
     parser.add_argument('--det-trainval', type=int, default=300)
     parser.add_argument('--det-test', type=int, default=100)
+    parser.add_argument('--labelled-per-class', type=int, default=20)
     args = parser.parse_args()
-    root = make_demo_data(args.out_dir, args.det_trainval, args.det_test)
+    root = make_demo_data(args.out_dir, args.det_trainval, args.det_test, labelled_per_class=args.labelled_per_class)
     print(f'demo data in {osp.abspath(root)}')
 
 
