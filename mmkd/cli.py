@@ -7,7 +7,8 @@ import logging
 import os
 import os.path as osp
 import re
-from typing import Iterator, Optional
+import shlex
+from typing import Iterator, Optional, Sequence
 
 import torch.distributed as dist
 
@@ -17,6 +18,8 @@ from mmengine.runner import Runner, find_latest_checkpoint
 
 from .checkpoint_safety import allow_mmengine_checkpoints
 from .cpu_distributed import prepare_cpu_distributed
+from .engine.checkpoint_files import (ATOMIC_BACKEND, checkpoint_problem, checkpoints_newest_first,
+                                     newest_intact_checkpoint)
 from .ops import mmcv_ops_backend
 from .registry import RUNNERS
 
@@ -128,6 +131,124 @@ def add_nonfinite_guard(cfg: Config) -> None:
     cfg.custom_hooks = [*hooks, dict(type='mmkd.NonFiniteGuardHook', **guard)]
 
 
+def add_stop_safety(cfg: Config) -> None:
+    """Every training run stops at SIGTERM / SIGUSR1 / SIGINT after a whole iteration with a checkpoint
+    of it (``mmkd.GracefulStopHook``, unless the config lists its own or sets ``graceful_stop=None``),
+    writes its checkpoints atomically (``mmkd_atomic_local`` backend for a local ``out_dir``), and an
+    epoch loop resumes mid-epoch (``mmkd.ResumableEpochBasedTrainLoop``)."""
+    hooks = cfg.get('custom_hooks') or []
+    stop = cfg.get('graceful_stop', {})
+    if stop is not None and not any(str(h.get('type', '')).endswith('GracefulStopHook') for h in hooks):
+        cfg.custom_hooks = [*hooks, dict(type='mmkd.GracefulStopHook', **stop)]
+    checkpoint = (cfg.get('default_hooks') or {}).get('checkpoint')
+    if checkpoint is not None and not checkpoint.get('backend_args') and '://' not in str(checkpoint.get('out_dir', '')):
+        checkpoint.backend_args = dict(backend=ATOMIC_BACKEND)
+    train_cfg = cfg.get('train_cfg')
+    if train_cfg is not None and (train_cfg.get('by_epoch') is True or
+                                  str(train_cfg.get('type', '')).split('.')[-1] == 'EpochBasedTrainLoop'):
+        train_cfg.pop('by_epoch', None)
+        train_cfg.type = 'mmkd.ResumableEpochBasedTrainLoop'
+
+
+def restarted_by_launcher() -> Optional[str]:
+    """Why this process is a relaunch of a stopped run (torchrun's --max-restarts, a requeued Slurm
+    job), or None: such a relaunch resumes from its work dir unless told otherwise."""
+    if int(os.environ.get('TORCHELASTIC_RESTART_COUNT', '0') or 0) > 0:
+        return f'torchrun restart {os.environ["TORCHELASTIC_RESTART_COUNT"]}'
+    if int(os.environ.get('SLURM_RESTART_COUNT', '0') or 0) > 0:
+        return f'Slurm requeue {os.environ["SLURM_RESTART_COUNT"]} of job {os.environ.get("SLURM_JOB_ID", "?")}'
+    return None
+
+
+def choose_resume(cfg: Config, resume: Optional[str]) -> None:
+    """``--resume [CKPT]``: set ``cfg.resume``/``cfg.load_from``, refusing a broken checkpoint by name.
+
+    ``CKPT`` truncated or corrupt: an error naming it and the newest whole one. No path ('auto'): the
+    newest whole checkpoint of the work dir; a broken newer one is skipped with a warning naming it.
+    A relaunch by torchrun or a Slurm requeue resumes as with 'auto' unless ``--resume`` says otherwise."""
+    if resume is None and restarted_by_launcher():
+        print_log(f'{restarted_by_launcher()}: resuming from the work dir (as --resume).', logger='current')
+        resume = 'auto'
+    if resume is None:
+        return
+    if resume != 'auto':
+        problem = checkpoint_problem(resume)
+        if problem is not None:
+            work_dir = osp.dirname(osp.abspath(resume))
+            intact = newest_intact_checkpoint(work_dir, exclude=resume)
+            raise ValueError(f'--resume {resume}: {problem}. '
+                             + (f'The newest whole checkpoint there is {intact}: --resume {intact}, or --resume '
+                                'with no path to take it.' if intact else 'No whole checkpoint in that folder.'))
+        cfg.resume, cfg.load_from = True, resume
+        return
+    newest = checkpoints_newest_first(cfg.work_dir) if osp.isdir(cfg.work_dir) else []
+    intact = newest_intact_checkpoint(cfg.work_dir) if newest else None
+    for broken in newest[:newest.index(intact) if intact in newest else len(newest)]:
+        print_log(f'--resume: skipping {broken}: {checkpoint_problem(broken)}.', logger='current',
+                  level=logging.WARNING)
+    if intact is None:
+        # mmengine would log "Auto resumed from the latest checkpoint None." when there is none.
+        print_log(f'--resume: no checkpoint in {cfg.work_dir} yet: training from the start.', logger='current')
+    cfg.resume, cfg.load_from = intact is not None, intact
+
+
+def continue_command(argv: Sequence[str], launcher: str) -> str:
+    """The command that continues a stopped run: its own launch, with ``--resume`` (no path) in place
+    of any ``--resume [CKPT]``. ``argv``: tools/train.py's ``sys.argv``."""
+    args, index = [], 0
+    while index < len(argv):
+        arg = argv[index]
+        index += 1
+        if arg == '--resume':
+            if index < len(argv) and not argv[index].startswith('-'):
+                index += 1   # its checkpoint path
+            continue
+        if arg.startswith('--resume=') or (arg == '--launcher' and index < len(argv)):
+            index += arg == '--launcher'
+            continue
+        args.append(arg)
+    script, config, options = args[0], args[1], ' '.join(shlex.quote(a) for a in args[2:])
+    tools = osp.dirname(script) or '.'
+    if launcher == 'pytorch':
+        nproc = os.environ.get('LOCAL_WORLD_SIZE', 'N')
+        return f'bash {tools}/dist_train.sh {config} {nproc} {options} --resume'.replace('  ', ' ') + ' (on every node)'
+    if launcher == 'slurm':
+        partition, job = os.environ.get('SLURM_JOB_PARTITION', 'PARTITION'), os.environ.get('SLURM_JOB_NAME', 'JOB')
+        return f'bash {tools}/slurm_train.sh {partition} {job} {config} {options} --resume'.replace('  ', ' ')
+    return f'python {script} {config} {options} --resume'.replace('  ', ' ')
+
+
+# Upstream types whose errors do not name the file (OpenCV's decode error, ElementTree's line and
+# column), and mmkd's subclasses that do (mmkd/datasets/loading.py).
+FILE_NAMING_TYPES = {'LoadImageFromFile': 'mmkd.LoadImageFromFile', 'VOCDataset': 'mmkd.VOCDataset'}
+
+
+def name_bad_data_files(cfg: Config) -> None:
+    """In every dataloader's datasets and pipelines, mmcv's ``LoadImageFromFile`` and mmdet's
+    ``VOCDataset`` become mmkd's subclasses, which name a bad image or annotation file: so a config
+    that keeps mmdet's scope and types (``custom_imports=['mmkd']``) run through mmkd's tools gets the
+    same messages as mmkd's own configs. Only the error messages differ: the subclasses load the same."""
+    scope = cfg.get('default_scope') or 'mmdet'
+
+    def visit(node) -> None:
+        if isinstance(node, dict):
+            kind = node.get('type')
+            if isinstance(kind, str):
+                prefix, _, name = kind.rpartition('.')
+                upstream = prefix in ('mmdet', 'mmcv', 'mmengine') or (not prefix and scope != 'mmkd')
+                if name in FILE_NAMING_TYPES and upstream and '_scope_' not in node:
+                    node['type'] = FILE_NAMING_TYPES[name]
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, (list, tuple)):
+            for value in node:
+                visit(value)
+
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        if cfg.get(key) is not None:
+            visit(cfg[key])
+
+
 def add_distill_diagnostics(cfg: Config) -> None:
     """A Distiller run gets ``mmkd.DistillDiagnosticsHook`` (its teacher check and gradient-share log;
     the Distiller's ``teacher_check``/``grad_share`` options); the hook front door does both itself."""
@@ -155,6 +276,7 @@ def build_runner(cfg: Config) -> Runner:
     """The runner of ``cfg``, with torch's weights_only loader able to read mmengine checkpoints
     (``--resume``, ``load_from``)."""
     allow_mmengine_checkpoints()
+    name_bad_data_files(cfg)
     prepare_cpu_distributed(cfg)
     compile_distiller_forwards(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)

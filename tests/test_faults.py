@@ -305,6 +305,38 @@ def test_voc_dataset_names_a_malformed_annotation(tmp_path):
                             pipeline=[]))
 
 
+@pytest.mark.parametrize('spelling', ['plain', 'prefixed'])
+def test_mmdet_scope_config_names_bad_files_through_mmkd_tools(tmp_path, spelling):
+    """A config that keeps mmdet's scope and types (custom_imports=['mmkd']): mmkd's tools swap in the
+    file-naming loaders (name_bad_data_files, called by build_runner), so a zero-byte image and a
+    malformed annotation are named instead of OpenCV's or ElementTree's bare error."""
+    from mmengine.registry import DefaultScope
+    from mmengine.runner import Runner
+
+    from mmkd.cli import name_bad_data_files
+    devkit = write_vocdevkit(tmp_path / 'VOCdevkit', np.random.default_rng(1), sets=(('2007', 'trainval', 3),))
+    ids = (devkit / 'VOC2007' / 'ImageSets' / 'Main' / 'trainval.txt').read_text().split()
+    (devkit / 'VOC2007' / 'JPEGImages' / f'{ids[0]}.jpg').write_bytes(b'')
+    prefix = 'mmdet.' if spelling == 'prefixed' else ''
+    dataset = dict(type=f'{prefix}VOCDataset', data_root=str(devkit), ann_file='VOC2007/ImageSets/Main/trainval.txt',
+                   data_prefix=dict(sub_data_root='VOC2007/'), metainfo=dict(classes=('person', 'dog', 'car')),
+                   pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', with_bbox=True)])
+    cfg = Config(dict(default_scope='mmdet', custom_imports=dict(imports=['mmkd']),
+                      train_dataloader=dict(batch_size=1, num_workers=0, dataset=dataset, collate_fn=dict(type='pseudo_collate'),
+                                            sampler=dict(type='DefaultSampler', shuffle=False))))
+    name_bad_data_files(cfg)
+    assert cfg.train_dataloader.dataset.type == 'mmkd.VOCDataset'
+    assert cfg.train_dataloader.dataset.pipeline[0].type == 'mmkd.LoadImageFromFile'
+    assert cfg.train_dataloader.dataset.pipeline[1].type == 'LoadAnnotations'   # names no file: left alone
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        loader = Runner.build_dataloader(cfg.train_dataloader)
+        with pytest.raises(DataFileError, match=f'image .*{ids[0]}.jpg: empty file'):
+            next(iter(loader))
+        (devkit / 'VOC2007' / 'Annotations' / f'{ids[1]}.xml').write_text('<annotation><size>')
+        with pytest.raises(DataFileError, match=f'annotation .*{ids[1]}.xml: '):
+            Runner.build_dataloader(cfg.train_dataloader)
+
+
 def test_check_data_voc_finds_truncated_and_empty_images(tmp_path):
     devkit = write_vocdevkit(tmp_path / 'VOCdevkit', np.random.default_rng(1), sets=(('2007', 'trainval', 3),))
     ids = (devkit / 'VOC2007' / 'ImageSets' / 'Main' / 'trainval.txt').read_text().split()

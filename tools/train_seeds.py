@@ -11,12 +11,28 @@ seeds are left out there too. tools/compare_results.py then groups the work dirs
 import argparse
 import os.path as osp
 import shlex
+import signal
 import subprocess
 import sys
 
 from mmkd.cli import apply_seed, final_checkpoint, load_config, train_parser
+from mmkd.engine import STOPPED_EXIT_CODE
 
 TRAIN = osp.join(osp.dirname(osp.abspath(__file__)), 'train.py')
+
+
+def run_stoppable(command) -> int:
+    """Run one seed's tools/train.py. SIGINT, SIGTERM and SIGUSR1 sent to this process are passed on
+    to it, which then stops after its iteration with a checkpoint (exit 75), instead of Python's
+    default for a child, killing it mid-save."""
+    child = subprocess.Popen(command)
+    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+    previous = {signum: signal.signal(signum, lambda signum, frame: child.send_signal(signum)) for signum in handled}
+    try:
+        return child.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def main() -> int:
@@ -39,7 +55,12 @@ def main() -> int:
             print(shlex.join(command))
             continue
         print(f'seed {seed}: {shlex.join(command)}', file=sys.stderr, flush=True)
-        if subprocess.run(command).returncode != 0:
+        code = run_stoppable(command)
+        if code == STOPPED_EXIT_CODE:
+            print(f'seed {seed}: stopped with a checkpoint; rerun the same command to continue it and the seeds after '
+                  'it.', file=sys.stderr)
+            return STOPPED_EXIT_CODE
+        if code != 0:
             failed.append(seed)
     if failed:
         print(f'seeds {failed} failed: see their work dirs; rerun the same command to continue them.', file=sys.stderr)
