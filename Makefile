@@ -35,13 +35,14 @@ test-numerics: setup
 demo: setup
 	$(PYTHON) tools/demo.py $(DEMO_ARGS)
 
-# The loss, distillation-step, throughput and input-pipeline tables (docs/benchmarks.md);
+# The loss, distillation-step, throughput, input-pipeline and stop tables (docs/benchmarks.md);
 # BENCH_ARGS="--device cuda" for the first three on a GPU.
 bench: setup
 	$(PYTHON) tools/benchmark_losses.py $(BENCH_ARGS)
 	$(PYTHON) tools/benchmark_distill.py $(BENCH_ARGS)
 	$(PYTHON) tools/benchmark_throughput.py $(BENCH_ARGS)
 	$(PYTHON) tools/benchmark_input.py
+	$(PYTHON) tools/benchmark_stop.py
 
 # dist/gpu-kit/: wheels + install.sh for a GPU machine without a package index (README).
 gpu-kit: setup

@@ -166,8 +166,10 @@ def choose_resume(cfg: Config, resume: Optional[str]) -> None:
     ``CKPT`` truncated or corrupt: an error naming it and the newest whole one. No path ('auto'): the
     newest whole checkpoint of the work dir; a broken newer one is skipped with a warning naming it.
     A relaunch by torchrun or a Slurm requeue resumes as with 'auto' unless ``--resume`` says otherwise."""
-    if resume is None and restarted_by_launcher():
-        print_log(f'{restarted_by_launcher()}: resuming from the work dir (as --resume).', logger='current')
+    relaunch = restarted_by_launcher()
+    if relaunch and resume in (None, 'auto'):
+        print_log(f'{relaunch}: resuming from the work dir{" (as --resume)" if resume is None else ""}.',
+                  logger='current')
         resume = 'auto'
     if resume is None:
         return

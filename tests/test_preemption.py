@@ -1,6 +1,7 @@
 """A stopped or killed run loses no finished work: signals stop after a whole iteration with a
 checkpoint of it, checkpoints are written atomically, and resume takes the newest whole one."""
 import errno
+import json
 import os
 import os.path as osp
 import re
@@ -13,6 +14,7 @@ import torch
 from mmkd.cli import choose_resume, continue_command
 from mmkd.engine import STOPPED_EXIT_CODE, CheckpointWriteError, newest_intact_checkpoint
 from mmkd.engine.checkpoint_files import checkpoint_problem, write_atomically
+from test_distill import slurm_cluster  # noqa: F401 (fixture)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FIXTURES = osp.join(REPO, 'tests', 'fixtures')
@@ -35,6 +37,27 @@ def train(work, *lines, resume=False):
             *(['--resume'] if resume else [])]
     proc = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     return proc.returncode, proc.stdout + proc.stderr
+
+
+RUNS = iter(range(10 ** 6))
+
+
+def train_here(work, *lines):
+    """The same config trained in this process through mmkd's runner set-up (tools/train.py's):
+    the TrainingStopped it raised, or None."""
+    from mmengine.config import Config
+
+    from mmkd.cli import add_stop_safety, build_runner
+    from mmkd.engine import TrainingStopped
+    cfg = Config.fromfile(toy_config(work, *lines))
+    cfg.work_dir, cfg.experiment_name, cfg.launcher = str(work), f'stop{next(RUNS)}', 'none'
+    add_stop_safety(cfg)
+    runner = build_runner(cfg)
+    try:
+        runner.train()
+    except TrainingStopped as stop:
+        return stop
+    return None
 
 
 def signal_at(iteration, name='SIGTERM', **more):
@@ -71,32 +94,73 @@ def test_sigterm_stops_after_the_iteration_and_resume_loses_nothing(tmp_path, un
     assert checkpoint_problem(str(tmp_path / 'iter_5.pth')) is None and not (tmp_path / 'iter_4.pth').exists()
     assert torch.load(tmp_path / 'iter_5.pth', weights_only=False)['meta']['iter'] == 5
 
+    # A kill under mmengine's plain writes (before atomic saves) could leave newer broken files:
+    # --resume names each, skips it and takes iter_5.pth.
+    (tmp_path / 'iter_6.pth').write_bytes((tmp_path / 'iter_5.pth').read_bytes()[:1000])
+    (tmp_path / 'iter_7.pth').write_bytes(b'')
     rc, out = train(tmp_path, resume=True)
     assert rc == 0, out
+    assert f'--resume: skipping {tmp_path / "iter_7.pth"}: empty (0 bytes)' in out
+    assert f'skipping {tmp_path / "iter_6.pth"}: not a whole checkpoint' in out
     assert trained_iterations(out) == [6, 7, 8]
     resumed = weights(tmp_path / 'iter_8.pth')
     assert all(torch.equal(resumed[k], uninterrupted[k]) for k in uninterrupted)
 
 
+def test_forked_workers_keep_the_default_meaning_of_signals():
+    """A data loader or multiprocessing.Pool worker forked during training inherits the handler:
+    there SIGTERM still ends the process (else a pool's terminate() waits on it for ever)."""
+    import multiprocessing
+    import signal
+    import time
+    from types import SimpleNamespace
+
+    from mmkd.engine import GracefulStopHook
+    hook = GracefulStopHook()
+    runner = SimpleNamespace()
+    hook.before_train(runner)
+    try:
+        worker = multiprocessing.get_context('fork').Process(target=time.sleep, args=(30,))
+        worker.start()
+        time.sleep(0.2)
+        worker.terminate()   # SIGTERM
+        worker.join(10)
+        assert worker.exitcode == -signal.SIGTERM and hook.received is None
+    finally:
+        hook.after_run(runner)
+
+
 @pytest.mark.parametrize('name', ['SIGUSR1', 'SIGINT'])
 def test_slurm_warning_and_ctrl_c_stop_the_same_way(tmp_path, name):
-    rc, out = train(tmp_path, signal_at(3, name))
-    assert rc == STOPPED_EXIT_CODE, out
-    assert f'{name}: stopped after iteration 3, whole' in out and 'KeyboardInterrupt' not in out
-    assert checkpoint_problem(str(tmp_path / 'iter_3.pth')) is None
+    import signal
+    before = signal.getsignal(getattr(signal, name))
+    stop = train_here(tmp_path, signal_at(3, name))
+    assert (stop.signal_name, stop.iteration, stop.checkpoint) == (name, 3, str(tmp_path / 'iter_3.pth'))
+    assert checkpoint_problem(stop.checkpoint) is None
+    assert signal.getsignal(getattr(signal, name)) is before   # the handler is put back
 
 
-def test_a_second_signal_while_saving_changes_nothing(tmp_path):
-    rc, out = train(tmp_path, signal_at(4, again_while_saving=True))
-    assert rc == STOPPED_EXIT_CODE, out
-    assert 'SIGTERM received again: already stopping' in out
-    assert trained_iterations(out) == [1, 2, 3, 4] and checkpoint_problem(str(tmp_path / 'iter_4.pth')) is None
+def test_a_second_signal_while_saving_changes_nothing(tmp_path, capfd):
+    stop = train_here(tmp_path, signal_at(4, again_while_saving=True))
+    assert stop.iteration == 4 and checkpoint_problem(stop.checkpoint) is None
+    assert 'SIGTERM received again: already stopping' in capfd.readouterr().err
 
 
 def test_no_second_checkpoint_when_the_hook_just_saved(tmp_path):
-    rc, out = train(tmp_path, 'default_hooks = dict(checkpoint=dict(interval=2))', signal_at(4))
-    assert rc == STOPPED_EXIT_CODE, out
-    assert out.count('Saving checkpoint at 4 iterations') == 1 and 'iter_4.pth' in out
+    saves = []
+    from mmengine.runner import Runner
+    save = Runner.save_checkpoint
+
+    def counting(self, out_dir, filename, *args, **kwargs):
+        saves.append(filename)
+        return save(self, out_dir, filename, *args, **kwargs)
+
+    Runner.save_checkpoint = counting
+    try:
+        stop = train_here(tmp_path, 'default_hooks = dict(checkpoint=dict(interval=2))', signal_at(4))
+    finally:
+        Runner.save_checkpoint = save
+    assert stop.checkpoint == str(tmp_path / 'iter_4.pth') and saves == ['iter_2.pth', 'iter_4.pth']
 
 
 def test_epoch_loop_stops_mid_epoch_and_resumes_there(tmp_path):
@@ -105,11 +169,11 @@ def test_epoch_loop_stops_mid_epoch_and_resumes_there(tmp_path):
     epochs = ['train_cfg = dict(_delete_=True, by_epoch=True, max_epochs=2)',
               "train_dataloader = dict(sampler=dict(_delete_=True, type='DefaultSampler', shuffle=True))",
               'default_hooks = dict(checkpoint=dict(by_epoch=True, interval=1))']
-    rc, out = train(tmp_path / 'whole', *epochs)
-    assert rc == 0, out
-    rc, out = train(tmp_path / 'stopped', *epochs, signal_at(6))
-    assert rc == STOPPED_EXIT_CODE, out
-    assert 'epoch_2_iter_6.pth' in out and checkpoint_problem(str(tmp_path / 'stopped' / 'epoch_2_iter_6.pth')) is None
+    assert train_here(tmp_path / 'whole', *epochs) is None
+    stop = train_here(tmp_path / 'stopped', *epochs, signal_at(6))
+    assert stop.checkpoint == str(tmp_path / 'stopped' / 'epoch_2_iter_6.pth')
+    meta = torch.load(stop.checkpoint, weights_only=False)['meta']
+    assert (meta['epoch'], meta['iter']) == (1, 6)   # in epoch index 1 (the second), after iteration 6
     rc, out = train(tmp_path / 'stopped', *epochs, resume=True)
     assert rc == 0, out
     assert 'skipping the 2 batches already trained on' in out and trained_iterations(out) == [7, 8]
@@ -124,13 +188,21 @@ def test_ranks_stop_together_and_torchrun_restarts_resume(tmp_path, uninterrupte
     torchrun relaunch them; the relaunch resumes from iter_3.pth by itself and finishes at 8."""
     env = dict(os.environ, PYTHON=sys.executable, PORT=str(29300 + os.getpid() % 200), PYTHONPATH=FIXTURES,
                OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='')
-    config = toy_config(tmp_path / 'ranks', signal_at(3, rank=1))
+    (tmp_path / 'once').mkdir()
+    config = toy_config(tmp_path / 'ranks', "custom_hooks = [dict(type='SignalHook', iteration=3, rank=1), "
+                        f"dict(type='RecordLossesHook', out_dir={str(tmp_path / 'once')!r})]")
     command = ['bash', osp.join(REPO, 'tools', 'dist_train.sh'), config, '2', '--work-dir', str(tmp_path / 'once')]
     proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0   # torchrun's own code for workers that exited 75
-    assert out.count('SIGTERM: stopped after iteration 3, whole') == 2, out   # both ranks
-    assert 'bash tools/dist_train.sh' in out and '2 --work-dir' in out
+    # Both ranks stopped with 75 (torchrun's summary); rank 0 logs where (mmengine keeps the other
+    # ranks' console to errors).
+    assert out.count('exitcode  : 75') == 2, out
+    for rank in (0, 1):   # each rank's last trained iteration (0-based) is the third
+        records = [json.loads(line) for line in open(tmp_path / 'once' / f'losses_rank{rank}.jsonl')]
+        assert [r['iter'] for r in records] == [0, 1, 2], rank
+    assert out.count('SIGTERM: stopped after iteration 3, whole') == 1, out
+    assert f'Continue with: bash {REPO}/tools/dist_train.sh {config} 2 --work-dir {tmp_path / "once"} --resume' in out
     assert checkpoint_problem(str(tmp_path / 'once' / 'iter_3.pth')) is None
 
     command[-1] = str(tmp_path / "restarted")
@@ -140,7 +212,7 @@ def test_ranks_stop_together_and_torchrun_restarts_resume(tmp_path, uninterrupte
     assert proc.returncode == 0, out
     assert 'torchrun restart 1: resuming from the work dir' in out and 'resumed' in out.lower()
     # The relaunch's SignalHook would fire again only at iteration 3, which it does not train.
-    assert out.count('SIGTERM: stopped after iteration 3') == 2
+    assert out.count('SIGTERM: stopped after iteration 3') == 1
     restarted = weights(tmp_path / 'restarted' / 'iter_8.pth')
     assert set(restarted) == set(uninterrupted)
 
@@ -158,11 +230,21 @@ def test_killed_while_saving_leaves_no_broken_checkpoint(tmp_path):
     assert rc == 0 and trained_iterations(out)[0] == 3, out
 
 
-def test_full_disk_names_the_path_and_bytes_and_keeps_the_previous_checkpoint(tmp_path):
-    rc, out = train(tmp_path, 'default_hooks = dict(checkpoint=dict(interval=2))',
-                    "custom_hooks = [dict(type='SignalHook', fail_save='enospc', fail_save_at=4)]")
-    assert rc != 0
-    assert re.search(rf'no space left to write {re.escape(str(tmp_path / "iter_4.pth"))}: it needs [\d,]+ bytes', out)
+def test_full_disk_names_the_path_and_bytes_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    """A full disk at the checkpoint of iteration 4 (injected: fsync fails from the save after
+    iteration 2's two calls, file and folder)."""
+    calls, fsync = [], os.fsync
+
+    def filling(fd):
+        calls.append(fd)
+        if len(calls) > 2:
+            raise OSError(errno.ENOSPC, 'No space left on device')
+        fsync(fd)
+
+    monkeypatch.setattr(os, 'fsync', filling)
+    with pytest.raises(CheckpointWriteError, match=rf'no space left to write {re.escape(str(tmp_path / "iter_4.pth"))}: '
+                                                   r'it needs [\d,]+ bytes, [\d,]+ are free'):
+        train_here(tmp_path, 'default_hooks = dict(checkpoint=dict(interval=2))')
     assert not (tmp_path / 'iter_4.pth').exists() and checkpoint_problem(str(tmp_path / 'iter_2.pth')) is None
     assert (tmp_path / 'last_checkpoint').read_text().strip() == str(tmp_path / 'iter_2.pth')
     assert not [p for p in os.listdir(tmp_path) if p.endswith('.tmp')]
@@ -206,19 +288,58 @@ def test_resume_names_a_broken_checkpoint_and_the_newest_whole_one(tmp_path):
     assert newest_intact_checkpoint(str(tmp_path)) == str(tmp_path / 'iter_2.pth')
 
 
-def test_resume_without_a_path_warns_of_each_broken_file_it_skips(tmp_path):
-    rc, out = train(tmp_path, 'train_cfg = dict(max_iters=2)')
-    assert rc == 0, out
-    broken_copies(tmp_path)
-    rc, out = train(tmp_path, resume=True)
-    assert rc == 0, out
-    assert f'--resume: skipping {tmp_path / "iter_6.pth"}: empty (0 bytes)' in out
-    assert f'skipping {tmp_path / "iter_4.pth"}: not a whole checkpoint' in out
-    assert trained_iterations(out)[0] == 3
-
-
 def test_continue_command_replaces_any_resume():
     args = ['tools/train.py', 'c.py', '--resume', 'w/iter_3.pth', '--seed', '1', '--launcher', 'pytorch']
     assert continue_command(args, 'none') == 'python tools/train.py c.py --seed 1 --resume'
     assert continue_command(args, 'pytorch').startswith('bash tools/dist_train.sh c.py ')
     assert continue_command(args, 'slurm').startswith('bash tools/slurm_train.sh ')
+
+
+# ------------------------------------------------------------------ Slurm
+@pytest.mark.slow
+def test_slurm_job_signalled_mid_run_requeues_and_finishes(tmp_path, slurm_cluster):
+    """The README's sbatch form on a real single-node cluster: SIGUSR1 (Slurm's time-limit warning,
+    here sent with scancel) stops the task after its iteration with a checkpoint; tools/train.py
+    requeues the job (REQUEUE=1), which starts again, resumes from the work dir by itself and
+    trains the remaining iterations: each of 1..12 exactly once over both runs."""
+    import time
+
+    from slurm_cluster import PARTITION, free_port
+    work = tmp_path / 'work'
+    config = toy_config(tmp_path / 'job', 'train_cfg = dict(max_iters=12)',
+                        "custom_hooks = [dict(type='PaceHook', seconds=0.4)]")
+    env = slurm_cluster.env(PYTHON=sys.executable, MASTER_PORT=str(free_port()), PYTHONPATH=FIXTURES,
+                            OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='')
+    log = tmp_path / 'job.log'
+    submit = subprocess.run(
+        ['sbatch', '--parsable', '--requeue', '--open-mode=append', '-p', PARTITION, '--ntasks=1', '--cpus-per-task=1',
+         '-J', 'mmkd-requeue', '-o', str(log), '--wrap',
+         f'REQUEUE=1 GPUS=1 GPUS_PER_NODE=1 CPUS_PER_TASK=1 GRES= bash {REPO}/tools/slurm_train.sh {PARTITION} '
+         f'mmkd-requeue {config} {work} --resume'], env=env, cwd=str(tmp_path), capture_output=True, text=True)
+    assert submit.returncode == 0, submit.stderr + slurm_cluster.log()
+    job = submit.stdout.strip().split(';')[0]
+
+    def state():
+        shown = subprocess.run(['scontrol', 'show', 'job', job], env=env, capture_output=True, text=True).stdout
+        return re.search(r'JobState=(\w+)', shown)[1] if 'JobState=' in shown else 'GONE'
+
+    deadline = time.time() + 240
+    while 'Iter(train) [ 3/12]' not in (log.read_text() if log.exists() else ''):
+        assert time.time() < deadline and state() in ('PENDING', 'RUNNING', 'CONFIGURING'), slurm_cluster.log()
+        time.sleep(0.5)
+    subprocess.run(['scancel', '--signal=USR1', job], env=env, check=True)
+    # Slurm holds a requeued job back (its BeginTime, about 2-3 minutes here): let it start at once.
+    while 'requeued' not in log.read_text() or state() != 'PENDING':
+        assert time.time() < deadline and state() not in ('FAILED', 'CANCELLED', 'COMPLETED'), \
+            (state(), log.read_text()[-3000:], slurm_cluster.log())
+        time.sleep(0.5)
+    subprocess.run(['scontrol', 'update', f'JobId={job}', 'StartTime=now'], env=env, check=True)
+    while state() != 'COMPLETED':
+        assert time.time() < deadline and state() not in ('FAILED', 'CANCELLED', 'TIMEOUT', 'GONE'), \
+            (state(), log.read_text()[-3000:], slurm_cluster.log())
+        time.sleep(1)
+    out = log.read_text()
+    stopped = int(re.search(r'SIGUSR1: stopped after iteration (\d+), whole', out)[1])
+    assert f'Slurm job {job} requeued' in out and f'Slurm requeue 1 of job {job}: resuming' in out
+    assert trained_iterations(out) == list(range(1, 13)) and 3 <= stopped < 12
+    assert checkpoint_problem(str(work / f'iter_{stopped}.pth')) is None and (work / 'iter_12.pth').is_file()

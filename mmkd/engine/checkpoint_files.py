@@ -13,6 +13,7 @@ updates ``last_checkpoint`` only after the save returns, so it never names a par
 import contextlib
 import errno
 import glob
+import math
 import os
 import os.path as osp
 import re
@@ -99,7 +100,8 @@ def checkpoint_step(path: str) -> Optional[tuple]:
         return None
     if match['iter']:
         return int(match['iter']), 0
-    return int(match['epoch']), int(match['epoch_iter'] or 0)
+    # epoch_E_iter_N: stopped during epoch E, before its end, epoch_E.pth
+    return int(match['epoch']), int(match['epoch_iter']) if match['epoch_iter'] else math.inf
 
 
 def checkpoints_newest_first(work_dir: str) -> List[str]:

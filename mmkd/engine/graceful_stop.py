@@ -9,7 +9,7 @@ with ``--signal``) or SIGINT (Ctrl-C) the run
    so a second signal during the save cannot corrupt it either; a stuck run still dies on SIGKILL);
 2. agrees with the other ranks at the end of every iteration, so that all stop after the SAME
    iteration whichever rank got the signal: a max all-reduce of one CPU flag over a gloo group (no
-   device synchronisation under NCCL; its cost is measured in tools/benchmark_distill.py);
+   device synchronisation under NCCL; its cost: tools/benchmark_stop.py);
 3. saves a checkpoint of that iteration through the CheckpointHook (rank 0 writes it, atomically;
    an iteration the hook has just saved is not saved twice), named ``iter_<N>.pth`` in iteration
    loops and ``epoch_<E>_iter_<N>.pth`` mid-epoch in epoch loops (``mmkd.ResumableEpochBasedTrainLoop``
@@ -17,9 +17,12 @@ with ``--signal``) or SIGINT (Ctrl-C) the run
 4. raises :class:`TrainingStopped`; ``tools/train.py`` logs where it stopped and the command that
    continues it, and exits with :data:`STOPPED_EXIT_CODE` (75, ``EX_TEMPFAIL``: try again).
 
-Config (``tools/train.py`` adds it with the defaults; a config's own entry wins)::
+``tools/train.py`` adds it to every run; a config sets it up, or switches it off, with a top-level
+``graceful_stop`` (or lists the hook itself; mmdet's own tools/train.py needs that)::
 
-    custom_hooks = [dict(type='mmkd.GracefulStopHook', signals=('SIGTERM', 'SIGUSR1', 'SIGINT'))]
+    graceful_stop = dict(signals=('SIGTERM', 'SIGUSR1'))   # Ctrl-C kills at once, as Python's default
+    graceful_stop = None                                   # no stop at signals
+    custom_hooks = [dict(type='mmkd.GracefulStopHook')]
 """
 import logging
 import os
@@ -70,9 +73,17 @@ class GracefulStopHook(Hook):
         self.received: Optional[str] = None
         self._previous = {}
         self._group = None
+        self._pid = None
 
     # ------------------------------------------------------------------ signals
     def _handle(self, signum: int, frame) -> None:
+        if os.getpid() != self._pid:
+            # A process forked after the handler was set (a data loader or multiprocessing.Pool worker,
+            # e.g. mmdet's eval_map) inherits it: there the signal keeps its default meaning, or a
+            # pool's terminate() would wait for a worker that ignores it.
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
         name = signal.Signals(signum).name
         # A handler runs between two bytecodes of the main thread, maybe inside a logging call: write
         # to stderr directly instead of taking the logging locks.
@@ -88,6 +99,7 @@ class GracefulStopHook(Hook):
             print_log('GracefulStopHook: training runs outside the main thread, where Python cannot take '
                       'signals: a signal stops this run without a checkpoint.', logger='current', level=logging.WARNING)
             return
+        self._pid = os.getpid()
         for name in self.signals:
             signum = getattr(signal, name)
             self._previous[signum] = signal.signal(signum, self._handle)
@@ -117,6 +129,7 @@ class GracefulStopHook(Hook):
         self.received = self.received or name
         iteration = runner.iter + 1
         checkpoint = self._save(runner, iteration)
+        self.after_run(runner)   # the handlers go back before the exception leaves the runner
         raise TrainingStopped(name, iteration, checkpoint)
 
     def _save(self, runner, iteration: int) -> Optional[str]:
