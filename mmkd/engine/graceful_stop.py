@@ -7,9 +7,9 @@ with ``--signal``) or SIGINT (Ctrl-C) the run
 
 1. finishes the iteration in progress (the handler only records the signal: nothing is interrupted,
    so a second signal during the save cannot corrupt it either; a stuck run still dies on SIGKILL);
-2. agrees with the other ranks at the end of every iteration, so that all stop after the SAME
-   iteration whichever rank got the signal: a max all-reduce of one CPU flag over a gloo group (no
-   device synchronisation under NCCL; its cost: tools/benchmark_stop.py);
+2. agrees with the other ranks at the end of every iteration (``agree_interval``), so that all stop
+   after the SAME iteration whichever rank got the signal: a max all-reduce of one CPU flag over a
+   gloo group (no device synchronisation under NCCL; its cost: tools/benchmark_stop.py);
 3. saves a checkpoint of that iteration through the CheckpointHook (rank 0 writes it, atomically;
    an iteration the hook has just saved is not saved twice), named ``iter_<N>.pth`` in iteration
    loops and ``epoch_<E>_iter_<N>.pth`` mid-epoch in epoch loops (``mmkd.ResumableEpochBasedTrainLoop``
@@ -60,11 +60,22 @@ def _distributed() -> bool:
 
 @HOOKS.register_module()
 class GracefulStopHook(Hook):
-    """See the module's doc. Args: signals: the names of the signals that stop the run."""
+    """See the module's doc.
+
+    Args:
+        signals: the names of the signals that stop the run.
+        agree_interval: in multi-process runs, the ranks agree (one all-reduce of a CPU flag, about
+            0.3 ms on the test machine) every this many iterations; a signal then stops the run after
+            the next such iteration, still with a checkpoint of it. 1 (default): after the iteration
+            in progress. A single process checks every iteration at no cost.
+    """
 
     priority = 'LOWEST'   # after CheckpointHook (VERY_LOW): reuse its checkpoint of this iteration
 
-    def __init__(self, signals: Sequence[str] = STOP_SIGNALS) -> None:
+    def __init__(self, signals: Sequence[str] = STOP_SIGNALS, agree_interval: int = 1) -> None:
+        if agree_interval < 1:
+            raise ValueError(f'GracefulStopHook(agree_interval={agree_interval}): give 1 or more iterations.')
+        self.agree_interval = agree_interval
         unknown = [name for name in signals if not isinstance(getattr(signal, str(name), None), signal.Signals)]
         if unknown:
             raise ValueError(f'GracefulStopHook(signals={list(signals)}): {unknown} are not signal names '
@@ -123,6 +134,8 @@ class GracefulStopHook(Hook):
         return names[int(flag)] if int(flag) else None
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if _distributed() and (runner.iter + 1) % self.agree_interval:
+            return   # the ranks agree every agree_interval iterations (all take the same ones)
         name = self._stop_agreed()
         if name is None:
             return
