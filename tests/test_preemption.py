@@ -217,6 +217,24 @@ def test_ranks_stop_together_and_torchrun_restarts_resume(tmp_path, uninterrupte
     assert set(restarted) == set(uninterrupted)
 
 
+@pytest.mark.slow
+def test_torchrun_restart_after_a_worker_is_killed_resumes_from_the_last_checkpoint(tmp_path):
+    """SIGKILL to rank 1 during iteration 5 (checkpoints every 2): rank 0 fails at its next
+    collective, torchrun (--max-restarts=1) relaunches both, and they resume from iter_4.pth by
+    themselves and finish at 8: at most the checkpoint interval is lost to a kill."""
+    env = dict(os.environ, PYTHON=sys.executable, PORT=str(29500 + os.getpid() % 200), PYTHONPATH=FIXTURES,
+               OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='', TORCHRUN_ARGS='--max-restarts=1')
+    config = toy_config(tmp_path / 'killed', 'default_hooks = dict(checkpoint=dict(interval=2))',
+                        "custom_hooks = [dict(type='SignalHook', iteration=5, signal='SIGKILL', rank=1)]")
+    proc = subprocess.run(['bash', osp.join(REPO, 'tools', 'dist_train.sh'), config, '2', '--work-dir',
+                           str(tmp_path / 'work')], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert 'torchrun restart 1: resuming from the work dir' in out and 'resumed' in out.lower()
+    assert trained_iterations(out) == [1, 2, 3, 4, 5, 6, 7, 8], out   # 5: the relaunch's first
+    assert checkpoint_problem(str(tmp_path / 'work' / 'iter_8.pth')) is None
+
+
 # ------------------------------------------------------------------ atomic checkpoints
 def test_killed_while_saving_leaves_no_broken_checkpoint(tmp_path):
     """SIGKILL between writing iter_4's bytes and renaming them: no iter_4.pth at all, last_checkpoint

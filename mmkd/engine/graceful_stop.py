@@ -84,17 +84,19 @@ class GracefulStopHook(Hook):
         self.received: Optional[str] = None
         self._previous = {}
         self._group = None
-        self._pid = None
+        self._fork_hook = False
 
     # ------------------------------------------------------------------ signals
+    def _in_forked_child(self) -> None:
+        # A process forked while the handlers are set (a data loader or multiprocessing.Pool worker,
+        # e.g. mmdet's eval_map) gets the previous ones back at once: a Python-level handler runs only
+        # when its interpreter gets control, so a worker blocked in C (a lock held at the fork) would
+        # never die of the SIGTERM a pool's terminate() sends it, and the run would hang.
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous = {}
+
     def _handle(self, signum: int, frame) -> None:
-        if os.getpid() != self._pid:
-            # A process forked after the handler was set (a data loader or multiprocessing.Pool worker,
-            # e.g. mmdet's eval_map) inherits it: there the signal keeps its default meaning, or a
-            # pool's terminate() would wait for a worker that ignores it.
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
         name = signal.Signals(signum).name
         # A handler runs between two bytecodes of the main thread, maybe inside a logging call: write
         # to stderr directly instead of taking the logging locks.
@@ -110,10 +112,12 @@ class GracefulStopHook(Hook):
             print_log('GracefulStopHook: training runs outside the main thread, where Python cannot take '
                       'signals: a signal stops this run without a checkpoint.', logger='current', level=logging.WARNING)
             return
-        self._pid = os.getpid()
         for name in self.signals:
             signum = getattr(signal, name)
             self._previous[signum] = signal.signal(signum, self._handle)
+        if not self._fork_hook:
+            os.register_at_fork(after_in_child=self._in_forked_child)   # cannot be unregistered: once
+            self._fork_hook = True
         if _distributed():
             # A CPU flag over gloo: agreeing needs no device synchronisation under NCCL.
             self._group = dist.new_group(backend='gloo') if dist.get_backend() != 'gloo' else dist.group.WORLD
