@@ -225,30 +225,37 @@ def continue_command(argv: Sequence[str], launcher: str) -> str:
 FILE_NAMING_TYPES = {'LoadImageFromFile': 'mmkd.LoadImageFromFile', 'VOCDataset': 'mmkd.VOCDataset'}
 
 
+def dataloader_nodes(cfg: Config) -> Iterator[dict]:
+    """Every dict inside the config's train/val/test dataloaders (datasets, wrapped datasets,
+    pipelines, their transforms), to edit in place."""
+    def visit(node) -> Iterator[dict]:
+        if isinstance(node, dict):
+            yield node
+            for value in node.values():
+                yield from visit(value)
+        elif isinstance(node, (list, tuple)):
+            for value in node:
+                yield from visit(value)
+
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        if cfg.get(key) is not None:
+            yield from visit(cfg[key])
+
+
 def name_bad_data_files(cfg: Config) -> None:
     """In every dataloader's datasets and pipelines, mmcv's ``LoadImageFromFile`` and mmdet's
     ``VOCDataset`` become mmkd's subclasses, which name a bad image or annotation file: so a config
     that keeps mmdet's scope and types (``custom_imports=['mmkd']``) run through mmkd's tools gets the
     same messages as mmkd's own configs. Only the error messages differ: the subclasses load the same."""
     scope = cfg.get('default_scope') or 'mmdet'
-
-    def visit(node) -> None:
-        if isinstance(node, dict):
-            kind = node.get('type')
-            if isinstance(kind, str):
-                prefix, _, name = kind.rpartition('.')
-                upstream = prefix in ('mmdet', 'mmcv', 'mmengine') or (not prefix and scope != 'mmkd')
-                if name in FILE_NAMING_TYPES and upstream and '_scope_' not in node:
-                    node['type'] = FILE_NAMING_TYPES[name]
-            for value in node.values():
-                visit(value)
-        elif isinstance(node, (list, tuple)):
-            for value in node:
-                visit(value)
-
-    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        if cfg.get(key) is not None:
-            visit(cfg[key])
+    for node in dataloader_nodes(cfg):
+        kind = node.get('type')
+        if not isinstance(kind, str):
+            continue
+        prefix, _, name = kind.rpartition('.')
+        upstream = prefix in ('mmdet', 'mmcv', 'mmengine') or (not prefix and scope != 'mmkd')
+        if name in FILE_NAMING_TYPES and upstream and '_scope_' not in node:
+            node['type'] = FILE_NAMING_TYPES[name]
 
 
 def add_distill_diagnostics(cfg: Config) -> None:

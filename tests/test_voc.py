@@ -21,6 +21,7 @@ from mmengine.structures import InstanceData
 
 import toy_parts  # noqa: F401  (registers the tests' hooks and data sets)
 from conftest import write_voc_xml, write_vocdevkit
+from mmkd.cli import dataloader_nodes
 from mmkd.datasets import DataFileError
 from mmkd.evaluation import read_devkit_results
 from mmkd.registry import DATASETS, METRICS, MODELS
@@ -64,21 +65,11 @@ def backbone_checkpoints(tmp_path_factory):
 
 def point_datasets_at(cfg, data_root, scale=(160, 120)):
     """Set data_root and the Resize scale in every (nested) dataset of the config."""
-    def visit(node):
-        if isinstance(node, dict):
-            if node.get('type') == 'VOCDataset':
-                node['data_root'] = str(data_root) + '/'
-            if node.get('type') == 'Resize':
-                node['scale'] = scale
-            for value in node.values():
-                visit(value)
-        elif isinstance(node, (list, tuple)):
-            for value in node:
-                visit(value)
-
-    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        if cfg.get(key) is not None:
-            visit(cfg[key])
+    for node in dataloader_nodes(cfg):
+        if node.get('type') == 'VOCDataset':
+            node['data_root'] = str(data_root) + '/'
+        if node.get('type') == 'Resize':
+            node['scale'] = scale
 
 
 def shrink_voc(cfg, vocdevkit, work_dir, checkpoints):
