@@ -89,9 +89,10 @@ def test_demo_quick_profile_end_to_end(tmp_path, capsys):
             losses[method, seed] = [r['loss'] for r in demo.scalar_records(str(work_dir / f'cls_{method}_seed{seed}'))
                                     if 'loss' in r]
     assert losses['baseline', 0] != losses['baseline', 1]   # the seeds are different runs
-    # Curves: every run validated at each of its 3 iterations, metrics logged at their iteration.
+    # Curves: metrics logged at their iteration; the quick detectors validated at each of their 3
+    # iterations, the students at their last (a validation over the 597 digits costs seconds).
     assert [x for x, _ in demo.metric_curve(str(work_dir / 'det_kd_nst_seed1'), 'det')] == [1, 2, 3]
-    assert [x for x, _ in demo.metric_curve(str(work_dir / 'cls_baseline_seed0'), 'cls')] == [1, 2, 3]
+    assert [x for x, _ in demo.metric_curve(str(work_dir / 'cls_baseline_seed0'), 'cls')] == [3]
     assert '## Convergence' in table and 'Resolution: ' in table
 
     # Identical arms: the student alone's detector again, same seed, in another work dir: the paired

@@ -65,7 +65,7 @@ PROFILES = {
                  student=dict(iters=400, batch=32, points=8, warmup=20),
                  detector=dict(iters=1200, batch=2, points=4, warmup=50), bootstrap=500,
                  data=dict(det_trainval=300, det_test=300, cls_train=0, labelled_per_class=20)),
-    'quick': dict(teacher=dict(iters=3, batch=8, points=3, warmup=1), student=dict(iters=3, batch=8, points=3, warmup=1),
+    'quick': dict(teacher=dict(iters=3, batch=8, points=1, warmup=1), student=dict(iters=3, batch=8, points=1, warmup=1),
                   detector=dict(iters=3, batch=2, points=3, warmup=1), bootstrap=50,
                   data=dict(det_trainval=6, det_test=4, cls_train=60, labelled_per_class=2)),
 }
