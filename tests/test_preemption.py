@@ -318,11 +318,15 @@ def test_slurm_job_signalled_mid_run_requeues_and_finishes(tmp_path, slurm_clust
         assert time.time() < deadline and state() in ('PENDING', 'RUNNING', 'CONFIGURING'), slurm_cluster.log()
         time.sleep(0.5)
     subprocess.run(['scancel', '--signal=USR1', job], env=env, check=True)
-    # Slurm holds a requeued job back (its BeginTime, about 2-3 minutes here): let it start at once.
+    # Slurm holds a requeued job back (its BeginTime, about 2-3 minutes here); let it start after 5 s.
+    # Not at once: the requeue revoked the job's credential at a time stamp in seconds, and slurmd
+    # refuses ("Job 1 already killed, do not launch batch job") a launch whose new credential bears
+    # the same second (seen in a CI run).
     while 'requeued' not in log.read_text() or state() != 'PENDING':
         assert time.time() < deadline and state() not in ('FAILED', 'CANCELLED', 'COMPLETED'), \
             (state(), log.read_text()[-3000:], slurm_cluster.log())
         time.sleep(0.5)
+    time.sleep(5)
     subprocess.run(['scontrol', 'update', f'JobId={job}', 'StartTime=now'], env=env, check=True)
     while state() != 'COMPLETED':
         assert time.time() < deadline and state() not in ('FAILED', 'CANCELLED', 'TIMEOUT', 'GONE'), \
