@@ -271,14 +271,15 @@ def convergence_table(plateaus: Dict[str, Dict[str, Optional[int]]], profile: di
 
 def curve_band(ax, runs: List[List[tuple]], label: str) -> None:
     """The mean over runs of (x, y) curves at the x's all runs have, and the min-max band."""
-    import numpy as np
-    common = sorted(set.intersection(*[{x for x, _ in run} for run in runs])) if runs else []
-    if not common:
+    mean = mean_curve(runs)
+    if not mean:
         return
-    values = np.array([[dict(run)[x] for x in common] for run in runs])
-    line, = ax.plot(common, values.mean(0), label=label, marker='.' if len(common) < 20 else None)
+    common = [x for x, _ in mean]
+    values = [[dict(run)[x] for x in common] for run in runs]
+    line, = ax.plot(common, [y for _, y in mean], label=label, marker='.' if len(common) < 20 else None)
     if len(runs) > 1:
-        ax.fill_between(common, values.min(0), values.max(0), color=line.get_color(), alpha=0.2, lw=0)
+        ax.fill_between(common, [min(v) for v in zip(*values)], [max(v) for v in zip(*values)], color=line.get_color(),
+                        alpha=0.2, lw=0)
 
 
 def scalar_records(run_dir: str) -> List[dict]:

@@ -40,6 +40,7 @@ from mmengine.runner import EpochBasedTrainLoop
 from mmkd.registry import HOOKS, LOOPS
 
 from .checkpoint_files import write_atomically
+from .nonfinite_guard import NonFiniteGuardHook
 
 STOP_SIGNALS = ('SIGTERM', 'SIGUSR1', 'SIGINT')
 STOPPED_EXIT_CODE = 75   # sysexits' EX_TEMPFAIL: stopped cleanly with a checkpoint; run again to continue
@@ -157,7 +158,7 @@ class GracefulStopHook(Hook):
             return None
         # The run's own checks before a checkpoint (the non-finite guard's verdict) come first.
         for other in runner.hooks:
-            if hasattr(other, 'check') and getattr(other, 'on_device', False):
+            if isinstance(other, NonFiniteGuardHook) and other.on_device:
                 other.check(runner)
         mid_epoch = isinstance(runner.train_loop, EpochBasedTrainLoop)
         if not mid_epoch:
